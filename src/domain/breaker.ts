@@ -1,0 +1,167 @@
+/**
+ * The breaker state machine: a pure `transition(state, input, limits)` that decides and executes nothing.
+ *
+ * Boundaries are inclusive: a loss of exactly the warning level warns, a loss of exactly the threshold trips.
+ * For a risk limit the safe side of "equal" is the side that acts.
+ *
+ * Triggered is latched: only an operator's reset leaves it. Portfolio updates, enables and disables do not.
+ */
+import { Decimal, DecimalString } from './money';
+
+/** Breaker state names, as shown in queries and in the `BreakerState` search attribute. */
+export const BreakerStateName = {
+  Active: 'Active',
+  Warning: 'Warning',
+  Triggered: 'Triggered',
+  Disabled: 'Disabled',
+} as const;
+export type BreakerStateName = (typeof BreakerStateName)[keyof typeof BreakerStateName];
+
+/** Whether the emergency shutdown after a trigger is still running or every venue has confirmed zero open orders. */
+export type ShutdownStatus = 'inProgress' | 'flat';
+
+/** Each state carries only its own fields; the whole union round-trips through JSON. */
+export type BreakerState =
+  | { name: 'Active' }
+  | { name: 'Warning'; since: string }
+  | {
+      name: 'Triggered';
+      at: string;
+      /** The loss (percent of capital) and total value that tripped the breaker. */
+      lossPct: DecimalString;
+      totalValue: DecimalString;
+      shutdown: ShutdownStatus;
+      flatAt?: string;
+    }
+  | { name: 'Disabled'; at: string; operator: string; reason: string };
+
+/** What can happen to a breaker. `at` is an ISO-8601 timestamp supplied by the caller (the workflow clock). */
+export type BreakerInput =
+  | { type: 'PortfolioUpdate'; at: string; totalValue: DecimalString; lossPct: DecimalString }
+  | { type: 'ResetRequested'; at: string; operator: string; reason: string }
+  | { type: 'DisableRequested'; at: string; operator: string; reason: string }
+  | { type: 'EnableRequested'; at: string; operator: string; reason: string }
+  /** Every venue confirmed zero open orders (and zero positions when auto-close is on). */
+  | { type: 'ShutdownConfirmed'; at: string };
+export type BreakerInputType = BreakerInput['type'];
+
+/** Risk events the breaker records; the names of the original design are kept. */
+export type RiskEvent =
+  | { type: 'WarningTriggered'; at: string; lossPct: DecimalString; totalValue: DecimalString }
+  | { type: 'WarningCleared'; at: string; lossPct: DecimalString; totalValue: DecimalString }
+  | { type: 'CircuitBreakerTriggered'; at: string; lossPct: DecimalString; totalValue: DecimalString }
+  | { type: 'CircuitBreakerReset'; at: string; operator: string; reason: string }
+  | { type: 'SystemShutdown'; at: string }
+  | { type: 'BreakerDisabled'; at: string; operator: string; reason: string }
+  | { type: 'BreakerEnabled'; at: string; operator: string; reason: string };
+
+/** Work the shell must do. */
+export type BreakerCommand = { type: 'EmergencyShutdown'; closePositions: boolean };
+
+export interface BreakerLimits {
+  /** Loss in percent of capital at which the breaker warns (inclusive). */
+  warningPct: DecimalString;
+  /** Loss in percent of capital at which the breaker trips (inclusive). */
+  thresholdPct: DecimalString;
+  autoClosePositions: boolean;
+}
+
+export interface Transition {
+  state: BreakerState;
+  events: RiskEvent[];
+  commands: BreakerCommand[];
+  /** Set when the input is not allowed in this state; `state` is then unchanged and nothing is recorded. */
+  rejection?: string;
+}
+
+export function assertNever(value: never): never {
+  throw new Error(`Unexpected value: ${JSON.stringify(value)}`);
+}
+
+const stay = (state: BreakerState): Transition => ({ state, events: [], commands: [] });
+const reject = (state: BreakerState, rejection: string): Transition => ({ state, events: [], commands: [], rejection });
+
+/** The level a loss has reached against the limits. */
+export function lossLevel(lossPct: DecimalString, limits: BreakerLimits): 'ok' | 'warning' | 'breach' {
+  const loss = new Decimal(lossPct);
+  if (loss.gte(limits.thresholdPct)) return 'breach';
+  if (loss.gte(limits.warningPct)) return 'warning';
+  return 'ok';
+}
+
+function onPortfolioUpdate(
+  state: BreakerState,
+  input: Extract<BreakerInput, { type: 'PortfolioUpdate' }>,
+  limits: BreakerLimits,
+): Transition {
+  const { at, lossPct, totalValue } = input;
+  switch (state.name) {
+    case 'Triggered': // latched
+    case 'Disabled': // an operator switched the breaker off; values are still recorded by the guard
+      return stay(state);
+    case 'Active':
+    case 'Warning': {
+      const level = lossLevel(lossPct, limits);
+      if (level === 'breach') {
+        return {
+          state: { name: 'Triggered', at, lossPct, totalValue, shutdown: 'inProgress' },
+          events: [{ type: 'CircuitBreakerTriggered', at, lossPct, totalValue }],
+          commands: [{ type: 'EmergencyShutdown', closePositions: limits.autoClosePositions }],
+        };
+      }
+      if (level === 'warning') {
+        if (state.name === 'Warning') return stay(state);
+        return { state: { name: 'Warning', since: at }, events: [{ type: 'WarningTriggered', at, lossPct, totalValue }], commands: [] };
+      }
+      if (state.name === 'Active') return stay(state);
+      return { state: { name: 'Active' }, events: [{ type: 'WarningCleared', at, lossPct, totalValue }], commands: [] };
+    }
+    default:
+      return assertNever(state);
+  }
+}
+
+/**
+ * Decides what a breaker does with one input. Pure and deterministic: no clock, no I/O, no randomness.
+ *
+ * @param state the current state
+ * @param input what happened
+ * @param limits the account's warning and trip levels
+ * @returns the next state, the risk events to record, the commands to run, or a rejection
+ */
+export function transition(state: BreakerState, input: BreakerInput, limits: BreakerLimits): Transition {
+  switch (input.type) {
+    case 'PortfolioUpdate':
+      return onPortfolioUpdate(state, input, limits);
+    case 'ResetRequested': {
+      if (state.name !== 'Triggered') return reject(state, `reset applies only to a Triggered breaker; it is ${state.name}`);
+      const { at, operator, reason } = input;
+      return { state: { name: 'Active' }, events: [{ type: 'CircuitBreakerReset', at, operator, reason }], commands: [] };
+    }
+    case 'DisableRequested': {
+      if (state.name === 'Triggered') {
+        return reject(state, 'a Triggered breaker cannot be disabled; reset it first (the latch is the point)');
+      }
+      if (state.name === 'Disabled') return reject(state, 'the breaker is already Disabled');
+      const { at, operator, reason } = input;
+      return {
+        state: { name: 'Disabled', at, operator, reason },
+        events: [{ type: 'BreakerDisabled', at, operator, reason }],
+        commands: [],
+      };
+    }
+    case 'EnableRequested': {
+      if (state.name !== 'Disabled') return reject(state, `enable applies only to a Disabled breaker; it is ${state.name}`);
+      const { at, operator, reason } = input;
+      // Back to Active; the next valuation decides whether the account is in warning or breach.
+      return { state: { name: 'Active' }, events: [{ type: 'BreakerEnabled', at, operator, reason }], commands: [] };
+    }
+    case 'ShutdownConfirmed': {
+      // Only the first confirmation after a trigger is an event; a confirmation that arrives after a reset is stale.
+      if (state.name !== 'Triggered' || state.shutdown === 'flat') return stay(state);
+      return { state: { ...state, shutdown: 'flat', flatAt: input.at }, events: [{ type: 'SystemShutdown', at: input.at }], commands: [] };
+    }
+    default:
+      return assertNever(input);
+  }
+}
