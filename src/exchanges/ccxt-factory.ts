@@ -1,0 +1,51 @@
+/**
+ * Builds ccxt exchange instances for configured venues.
+ */
+import ccxt, { Exchange } from 'ccxt';
+import { Credentials, SUPPORTED_EXCHANGES, VenueKind, VenueSpec } from './venues';
+
+/** A venue as the activities see it: its id, what it trades, and a ready ccxt instance. */
+export interface VenueClient {
+  id: string;
+  kind: VenueKind;
+  exchange: Exchange;
+}
+
+/**
+ * A fetch that sends every request to `origin` instead of the venue's host, keeping path and query. We keep the
+ * venue's real URLs in ccxt (rather than rewriting `urls`) because ccxt picks error classes by URL.
+ */
+export function routedFetch(origin: string): typeof fetch {
+  const target = new URL(origin);
+  return (input, init) => {
+    const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
+    url.protocol = target.protocol;
+    url.host = target.host;
+    return fetch(url, init);
+  };
+}
+
+export function createVenueClient(spec: VenueSpec, credentials: Credentials): VenueClient {
+  const kind = SUPPORTED_EXCHANGES[spec.exchange];
+  const ExchangeClass = ccxt[spec.exchange];
+  const exchange: Exchange = new ExchangeClass({
+    apiKey: credentials.apiKey,
+    secret: credentials.secret,
+    enableRateLimit: true,
+    timeout: spec.timeoutMs,
+    options: {
+      defaultType: kind === 'spot' ? 'spot' : 'swap',
+      fetchMarkets: { types: [kind === 'spot' ? 'spot' : 'linear'] },
+      // sapi currency listings need extra permissions and add nothing to valuation
+      fetchCurrencies: false,
+      fetchMargins: false,
+      // sweeping every symbol is the point of an emergency cancel; we accept the heavier rate-limit weight
+      warnOnFetchOpenOrdersWithoutSymbol: false,
+      fetchOpenOrders: { warnWithoutSymbol: false },
+    },
+  });
+  // Amounts come back as strings so that they reach decimal.js without passing through a double.
+  exchange.number = String as unknown as typeof Number;
+  if (spec.routeTo) exchange.fetchImplementation = routedFetch(spec.routeTo);
+  return { id: spec.id, kind, exchange };
+}

@@ -1,0 +1,355 @@
+/**
+ * The paper exchange's HTTP face: Binance spot (`/api/v3`) and USDⓈ-M futures (`/fapi`) REST endpoints, as ccxt's
+ * `binance` and `binanceusdm` classes call them, signed and verified like the real venue, plus a JSON control API
+ * (`/control/...`) for tests, demos and rehearsals.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import Fastify, { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ZERO, toDecimalString } from '../domain/money';
+import { NewPaperOrder, PaperBookError, PaperExchange, PaperMarket, PaperOrder, PaperSeed, QUOTE } from './exchange';
+
+export interface PaperCredentials {
+  apiKey: string;
+  secret: string;
+}
+
+export interface PaperServerOptions {
+  /** Keys the venue accepts; requests signed with anything else get Binance's -2015. */
+  credentials: PaperCredentials[];
+  host?: string;
+  port?: number;
+  /** Binance's default recvWindow is 5000 ms. */
+  maxRecvWindowMs?: number;
+}
+
+export interface PaperServer {
+  url: string;
+  port: number;
+  exchange: PaperExchange;
+  app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+type Params = Record<string, string>;
+
+const binanceError = (reply: FastifyReply, status: number, code: number, msg: string) => reply.code(status).send({ code, msg });
+
+function parseParams(raw: string): Params {
+  return Object.fromEntries(new URLSearchParams(raw));
+}
+
+function rawQuery(req: FastifyRequest): string {
+  const url = req.raw.url ?? '';
+  const i = url.indexOf('?');
+  return i === -1 ? '' : url.slice(i + 1);
+}
+
+export async function startPaperServer(options: PaperServerOptions): Promise<PaperServer> {
+  const exchange = new PaperExchange();
+  const app = Fastify({ logger: false });
+  const secrets = new Map(options.credentials.map((c) => [c.apiKey, c.secret]));
+  const maxRecvWindow = options.maxRecvWindowMs ?? 60_000;
+
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+
+  /** Verifies key, HMAC-SHA256 signature over the raw parameter string, and timestamp/recvWindow; returns params. */
+  function authenticate(req: FastifyRequest, reply: FastifyReply): Params | undefined {
+    const payload = typeof req.body === 'string' && req.body.length > 0 ? req.body : rawQuery(req);
+    const apiKey = req.headers['x-mbx-apikey'];
+    if (typeof apiKey !== 'string' || apiKey.length === 0) {
+      binanceError(reply, 401, -2014, 'API-key format invalid.');
+      return undefined;
+    }
+    const secret = secrets.get(apiKey);
+    if (secret === undefined) {
+      binanceError(reply, 401, -2015, 'Invalid API-key, IP, or permissions for action.');
+      return undefined;
+    }
+    const at = payload.lastIndexOf('&signature=');
+    if (at === -1) {
+      binanceError(reply, 400, -1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.");
+      return undefined;
+    }
+    const signed = payload.slice(0, at);
+    const given = Buffer.from(payload.slice(at + '&signature='.length), 'utf8');
+    const expected = Buffer.from(createHmac('sha256', secret).update(signed).digest('hex'), 'utf8');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      binanceError(reply, 400, -1022, 'Signature for this request is not valid.');
+      return undefined;
+    }
+    const params = parseParams(signed);
+    const timestamp = Number(params.timestamp);
+    const recvWindow = params.recvWindow !== undefined ? Number(params.recvWindow) : 5_000;
+    if (!Number.isFinite(timestamp) || Math.abs(Date.now() - timestamp) > Math.min(recvWindow, maxRecvWindow)) {
+      binanceError(reply, 400, -1021, "Timestamp for this request is outside of the recvWindow.");
+      return undefined;
+    }
+    return params;
+  }
+
+  /** Registers a signed endpoint; book errors become Binance error bodies. */
+  function signed(method: 'GET' | 'POST' | 'DELETE', url: string, handler: (p: Params) => unknown) {
+    app.route({
+      method,
+      url,
+      handler: async (req, reply) => {
+        const params = authenticate(req, reply);
+        if (params === undefined) return reply;
+        return handler(params);
+      },
+    });
+  }
+
+  function requireParam(p: Params, name: string): string {
+    const value = p[name];
+    if (value === undefined || value === '') {
+      throw new PaperBookError(-1102, `Mandatory parameter '${name}' was not sent, was empty/null, or malformed.`);
+    }
+    return value;
+  }
+
+  app.setErrorHandler((err, _req, reply) => {
+    if (err instanceof PaperBookError) return binanceError(reply, err.httpStatus, err.code, err.message);
+    return binanceError(reply, 500, -1000, `An unknown error occurred while processing the request. (${(err as Error).message})`);
+  });
+  app.setNotFoundHandler((req, reply) => binanceError(reply, 404, -1000, `paper exchange: no endpoint ${req.method} ${req.url.split('?')[0]}`));
+
+  // ---- public market data --------------------------------------------------------------------------------------
+  const filters = (market: PaperMarket) => [
+    { filterType: 'PRICE_FILTER', minPrice: '0.00001', maxPrice: '1000000', tickSize: '0.00001' },
+    { filterType: 'LOT_SIZE', minQty: '0.001', maxQty: '9000000', stepSize: '0.001' },
+    { filterType: 'MARKET_LOT_SIZE', minQty: '0.001', maxQty: '9000000', stepSize: '0.001' },
+    market === 'spot'
+      ? { filterType: 'NOTIONAL', minNotional: '1', applyMinToMarket: true, maxNotional: '9000000', applyMaxToMarket: false, avgPriceMins: 5 }
+      : { filterType: 'MIN_NOTIONAL', notional: '5' },
+    { filterType: 'MAX_NUM_ORDERS', maxNumOrders: market === 'spot' ? 200 : 200, limit: 200 },
+  ];
+
+  app.get('/api/v3/ping', async () => ({}));
+  app.get('/api/v3/time', async () => ({ serverTime: Date.now() }));
+  app.get('/fapi/v1/ping', async () => ({}));
+  app.get('/fapi/v1/time', async () => ({ serverTime: Date.now() }));
+
+  app.get('/api/v3/exchangeInfo', async () => ({
+    timezone: 'UTC',
+    serverTime: Date.now(),
+    rateLimits: [{ rateLimitType: 'REQUEST_WEIGHT', interval: 'MINUTE', intervalNum: 1, limit: 6000 }],
+    exchangeFilters: [],
+    symbols: exchange.symbols().map(({ symbol, base }) => ({
+      symbol, status: 'TRADING', baseAsset: base, baseAssetPrecision: 8, quoteAsset: QUOTE, quotePrecision: 8,
+      quoteAssetPrecision: 8, baseCommissionPrecision: 8, quoteCommissionPrecision: 8,
+      orderTypes: ['LIMIT', 'LIMIT_MAKER', 'MARKET', 'STOP_LOSS_LIMIT', 'TAKE_PROFIT_LIMIT'],
+      icebergAllowed: true, ocoAllowed: true, otoAllowed: true, quoteOrderQtyMarketAllowed: true, allowTrailingStop: true,
+      cancelReplaceAllowed: true, isSpotTradingAllowed: true, isMarginTradingAllowed: false, filters: filters('spot'),
+      permissions: [], permissionSets: [['SPOT']], defaultSelfTradePreventionMode: 'EXPIRE_MAKER',
+      allowedSelfTradePreventionModes: ['EXPIRE_TAKER', 'EXPIRE_MAKER', 'EXPIRE_BOTH'],
+    })),
+  }));
+
+  app.get('/fapi/v1/exchangeInfo', async () => ({
+    timezone: 'UTC',
+    serverTime: Date.now(),
+    futuresType: 'U_MARGINED',
+    rateLimits: [{ rateLimitType: 'REQUEST_WEIGHT', interval: 'MINUTE', intervalNum: 1, limit: 2400 }],
+    exchangeFilters: [],
+    assets: [{ asset: QUOTE, marginAvailable: true, autoAssetExchange: '-10000' }],
+    symbols: exchange.symbols().map(({ symbol, base }) => ({
+      symbol, pair: symbol, contractType: 'PERPETUAL', deliveryDate: 4133404800000, onboardDate: 1569398400000,
+      status: 'TRADING', maintMarginPercent: '2.5000', requiredMarginPercent: '5.0000', baseAsset: base,
+      quoteAsset: QUOTE, marginAsset: QUOTE, pricePrecision: 5, quantityPrecision: 3, baseAssetPrecision: 8,
+      quotePrecision: 8, underlyingType: 'COIN', underlyingSubType: [], triggerProtect: '0.0500',
+      liquidationFee: '0.012500', marketTakeBound: '0.05', maxMoveOrderLimit: 10000, filters: filters('futures'),
+      orderTypes: ['LIMIT', 'MARKET', 'STOP', 'STOP_MARKET', 'TAKE_PROFIT', 'TAKE_PROFIT_MARKET', 'TRAILING_STOP_MARKET'],
+      timeInForce: ['GTC', 'IOC', 'FOK', 'GTX', 'GTD'], permissionSets: ['GRID', 'COPY'],
+    })),
+  }));
+
+  const ticker = (symbol: string, market: PaperMarket) => {
+    const last = toDecimalString(exchange.priceOfSymbol(symbol));
+    const now = Date.now();
+    return {
+      symbol, priceChange: '0', priceChangePercent: '0', weightedAvgPrice: last, lastPrice: last, lastQty: '1',
+      openPrice: last, highPrice: last, lowPrice: last, volume: '1000', quoteVolume: '1000', openTime: now - 86_400_000,
+      closeTime: now, firstId: 1, lastId: 2, count: 1,
+      ...(market === 'spot' ? { prevClosePrice: last, bidPrice: last, bidQty: '1', askPrice: last, askQty: '1' } : {}),
+    };
+  };
+  const tickers = (market: PaperMarket) => async (req: FastifyRequest) => {
+    const symbol = parseParams(rawQuery(req)).symbol;
+    if (symbol) return ticker(symbol, market);
+    return exchange.symbols().map((s) => ticker(s.symbol, market));
+  };
+  app.get('/api/v3/ticker/24hr', tickers('spot'));
+  app.get('/fapi/v1/ticker/24hr', tickers('futures'));
+  app.get('/api/v3/ticker/price', async () => exchange.symbols().map((s) => ({ symbol: s.symbol, price: toDecimalString(exchange.priceOfSymbol(s.symbol)) })));
+  app.get('/fapi/v1/premiumIndex', async () =>
+    exchange.symbols().map((s) => {
+      const mark = toDecimalString(exchange.priceOfSymbol(s.symbol));
+      return { symbol: s.symbol, markPrice: mark, indexPrice: mark, estimatedSettlePrice: mark, lastFundingRate: '0.0001', interestRate: '0.0001', nextFundingTime: Date.now() + 3_600_000, time: Date.now() };
+    }),
+  );
+
+  // ---- spot account and orders ----------------------------------------------------------------------------------
+  const spotOrder = (o: PaperOrder, status = 'NEW') => ({
+    symbol: o.symbol, orderId: o.orderId, orderListId: -1, clientOrderId: o.clientOrderId, price: o.price,
+    origQty: o.origQty, executedQty: status === 'FILLED' ? o.origQty : '0', cummulativeQuoteQty: '0', status,
+    timeInForce: 'GTC', type: o.type, side: o.side, stopPrice: o.stopPrice, icebergQty: '0', time: o.time,
+    updateTime: o.time, isWorking: true, workingTime: o.time, origQuoteOrderQty: '0', selfTradePreventionMode: 'EXPIRE_MAKER',
+  });
+
+  signed('GET', '/api/v3/account', () => ({
+    makerCommission: 10, takerCommission: 10, buyerCommission: 0, sellerCommission: 0,
+    commissionRates: { maker: '0.00100000', taker: '0.00100000', buyer: '0.00000000', seller: '0.00000000' },
+    canTrade: true, canWithdraw: true, canDeposit: true, brokered: false, requireSelfTradePrevention: false, preventSor: false,
+    updateTime: Date.now(), accountType: 'SPOT',
+    balances: [...exchange.spotBalances].map(([asset, free]) => ({ asset, free, locked: '0.00000000' })),
+    permissions: ['SPOT'], uid: 1,
+  }));
+  signed('GET', '/api/v3/openOrders', (p) => exchange.openOrders('spot', false, p.symbol).map((o) => spotOrder(o)));
+  signed('DELETE', '/api/v3/openOrders', (p) => {
+    const cancelled = exchange.cancelAll('spot', false, requireParam(p, 'symbol'));
+    // Binance answers -2011 when the symbol has no open orders.
+    if (cancelled.length === 0) throw new PaperBookError(-2011, 'Unknown order sent.');
+    return cancelled.map((o) => ({ ...spotOrder(o, 'CANCELED'), origClientOrderId: o.clientOrderId, transactTime: Date.now() }));
+  });
+  signed('POST', '/api/v3/order', (p) => {
+    const order = exchange.placeOrder(newOrder('spot', p));
+    return { ...spotOrder(order, order.type === 'MARKET' ? 'FILLED' : 'NEW'), transactTime: order.time, fills: [] };
+  });
+  signed('DELETE', '/api/v3/order', (p) => {
+    const o = exchange.cancelOrder('spot', false, requireParam(p, 'symbol'), orderRef(p, 'orderId', 'origClientOrderId'));
+    return { ...spotOrder(o, 'CANCELED'), origClientOrderId: o.clientOrderId, transactTime: Date.now() };
+  });
+
+  // ---- futures account, positions and orders --------------------------------------------------------------------
+  const futuresOrder = (o: PaperOrder, status = 'NEW') => ({
+    orderId: o.orderId, symbol: o.symbol, status, clientOrderId: o.clientOrderId, price: o.price, avgPrice: '0',
+    origQty: o.origQty, executedQty: status === 'FILLED' ? o.origQty : '0', cumQuote: '0', timeInForce: 'GTC',
+    type: o.type, reduceOnly: o.reduceOnly, closePosition: false, side: o.side, positionSide: 'BOTH',
+    stopPrice: o.stopPrice, workingType: 'CONTRACT_PRICE', priceProtect: false, origType: o.type, priceMatch: 'NONE',
+    selfTradePreventionMode: 'EXPIRE_MAKER', goodTillDate: 0, time: o.time, updateTime: o.time,
+  });
+  const algoOrder = (o: PaperOrder, status = 'NEW') => ({
+    algoId: o.orderId, clientAlgoId: o.clientOrderId, algoType: 'CONDITIONAL', orderType: o.type, symbol: o.symbol,
+    side: o.side, positionSide: 'BOTH', timeInForce: 'GTC', quantity: o.origQty, algoStatus: status,
+    triggerPrice: o.stopPrice, price: o.price, icebergQuantity: null, selfTradePreventionMode: 'EXPIRE_MAKER',
+    workingType: 'CONTRACT_PRICE', priceMatch: 'NONE', closePosition: false, priceProtect: false, reduceOnly: o.reduceOnly,
+    createTime: o.time, updateTime: o.time, triggerTime: 0, goodTillDate: 0,
+  });
+  const positionRisk = () =>
+    [...exchange.positions.values()].map((p) => {
+      const mark = exchange.priceOfSymbol(p.symbol);
+      const notional = mark.times(p.positionAmt);
+      return {
+        symbol: p.symbol, positionSide: 'BOTH', positionAmt: p.positionAmt, entryPrice: p.entryPrice, breakEvenPrice: p.entryPrice,
+        markPrice: toDecimalString(mark), unRealizedProfit: toDecimalString(exchange.unrealizedPnl(p)), liquidationPrice: '0',
+        isolatedMargin: '0', notional: toDecimalString(notional), marginAsset: QUOTE, isolatedWallet: '0',
+        initialMargin: toDecimalString(notional.abs().div(10)), maintMargin: toDecimalString(notional.abs().div(100)),
+        positionInitialMargin: toDecimalString(notional.abs().div(10)), openOrderInitialMargin: '0', adl: 0,
+        bidNotional: '0', askNotional: '0', updateTime: Date.now(), leverage: '10', marginType: 'cross',
+      };
+    });
+  const futuresAccount = () => {
+    const positions = positionRisk();
+    const unrealizedBy = (asset: string) =>
+      positions.filter((p) => p.marginAsset === asset).reduce((sum, p) => sum.plus(p.unRealizedProfit), ZERO);
+    const assets = [...exchange.futuresBalances].map(([asset, wallet]) => {
+      const upnl = unrealizedBy(asset);
+      const margin = upnl.plus(wallet);
+      return {
+        asset, walletBalance: wallet, unrealizedProfit: toDecimalString(upnl), marginBalance: toDecimalString(margin),
+        maintMargin: '0', initialMargin: '0', positionInitialMargin: '0', openOrderInitialMargin: '0',
+        crossWalletBalance: wallet, crossUnPnl: toDecimalString(upnl), availableBalance: toDecimalString(margin),
+        maxWithdrawAmount: wallet, updateTime: Date.now(),
+      };
+    });
+    const total = (key: 'walletBalance' | 'unrealizedProfit' | 'marginBalance') =>
+      toDecimalString(assets.filter((a) => a.asset === QUOTE).reduce((s, a) => s.plus(a[key]), ZERO));
+    return {
+      totalInitialMargin: '0', totalMaintMargin: '0', totalWalletBalance: total('walletBalance'),
+      totalUnrealizedProfit: total('unrealizedProfit'), totalMarginBalance: total('marginBalance'),
+      totalPositionInitialMargin: '0', totalOpenOrderInitialMargin: '0', totalCrossWalletBalance: total('walletBalance'),
+      totalCrossUnPnl: total('unrealizedProfit'), availableBalance: total('marginBalance'), maxWithdrawAmount: total('walletBalance'),
+      assets,
+      positions: positions.map((p) => ({
+        symbol: p.symbol, positionSide: 'BOTH', positionAmt: p.positionAmt, unrealizedProfit: p.unRealizedProfit,
+        isolatedMargin: '0', notional: p.notional, isolatedWallet: '0', initialMargin: p.initialMargin, maintMargin: p.maintMargin, updateTime: p.updateTime,
+      })),
+    };
+  };
+
+  signed('GET', '/fapi/v3/account', futuresAccount);
+  signed('GET', '/fapi/v2/account', futuresAccount);
+  signed('GET', '/fapi/v3/positionRisk', positionRisk);
+  signed('GET', '/fapi/v2/positionRisk', positionRisk);
+  signed('GET', '/fapi/v1/leverageBracket', () =>
+    exchange.symbols().map(({ symbol }) => ({
+      symbol, notionalCoef: 1,
+      brackets: [{ bracket: 1, initialLeverage: 125, notionalCap: 9_000_000, notionalFloor: 0, maintMarginRatio: 0.004, cum: 0 }],
+    })),
+  );
+  signed('GET', '/fapi/v1/openOrders', (p) => exchange.openOrders('futures', false, p.symbol).map((o) => futuresOrder(o)));
+  signed('GET', '/fapi/v1/openAlgoOrders', (p) => exchange.openOrders('futures', true, p.symbol).map((o) => algoOrder(o)));
+  signed('DELETE', '/fapi/v1/allOpenOrders', (p) => {
+    exchange.cancelAll('futures', false, requireParam(p, 'symbol'));
+    return { code: 200, msg: 'The operation of cancel all open order is done.' };
+  });
+  signed('DELETE', '/fapi/v1/algoOpenOrders', (p) => {
+    exchange.cancelAll('futures', true, requireParam(p, 'symbol'));
+    return { code: 200, msg: 'The operation of cancel all open order is done.' };
+  });
+  signed('POST', '/fapi/v1/order', (p) => {
+    const order = exchange.placeOrder(newOrder('futures', p));
+    return futuresOrder(order, order.type === 'MARKET' ? 'FILLED' : 'NEW');
+  });
+  signed('POST', '/fapi/v1/algoOrder', (p) => algoOrder(exchange.placeOrder({ ...newOrder('futures', p), stopPrice: requireParam(p, 'triggerPrice') })));
+  signed('DELETE', '/fapi/v1/order', (p) =>
+    futuresOrder(exchange.cancelOrder('futures', false, requireParam(p, 'symbol'), orderRef(p, 'orderId', 'origClientOrderId')), 'CANCELED'),
+  );
+  signed('DELETE', '/fapi/v1/algoOrder', (p) =>
+    algoOrder(exchange.cancelOrder('futures', true, requireParam(p, 'symbol'), orderRef(p, 'algoId', 'clientAlgoId')), 'CANCELED'),
+  );
+
+  function newOrder(market: PaperMarket, p: Params): NewPaperOrder {
+    const side = requireParam(p, 'side');
+    if (side !== 'BUY' && side !== 'SELL') throw new PaperBookError(-1117, 'Invalid side.');
+    return {
+      market,
+      symbol: requireParam(p, 'symbol'),
+      side,
+      type: requireParam(p, market === 'futures' && p.orderType ? 'orderType' : 'type'),
+      quantity: requireParam(p, 'quantity'),
+      price: p.price,
+      stopPrice: p.stopPrice,
+      reduceOnly: p.reduceOnly === 'true',
+      clientOrderId: p.newClientOrderId ?? p.clientAlgoId,
+    };
+  }
+
+  function orderRef(p: Params, idKey: string, clientKey: string): { orderId?: number; clientOrderId?: string } {
+    if (p[idKey] !== undefined) return { orderId: Number(p[idKey]) };
+    if (p[clientKey] !== undefined) return { clientOrderId: p[clientKey] };
+    throw new PaperBookError(-1102, `Param '${idKey}' or '${clientKey}' must be sent, but both were empty/null!`);
+  }
+
+  // ---- control API ----------------------------------------------------------------------------------------------
+  app.post('/control/reset', async () => {
+    exchange.reset();
+    return exchange.snapshot();
+  });
+  app.post<{ Body: PaperSeed }>('/control/seed', async (req) => {
+    exchange.seed(req.body ?? {});
+    return exchange.snapshot();
+  });
+  app.post<{ Body: Record<string, string> }>('/control/prices', async (req) => {
+    for (const [asset, price] of Object.entries(req.body ?? {})) exchange.setPrice(asset, price);
+    return exchange.snapshot();
+  });
+  app.post<{ Body: NewPaperOrder }>('/control/orders', async (req) => exchange.placeOrder(req.body));
+  app.get('/control/orders', async () => [...exchange.orders.values()]);
+  app.get('/control/state', async () => exchange.snapshot());
+
+  const address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
+  const port = (app.server.address() as { port: number }).port;
+  return { url: address, port, exchange, app, close: () => app.close() };
+}
