@@ -25,7 +25,10 @@ export default tseslint.config(
   {
     files: ['src/workflows/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ioModules, message: 'Workflow code runs in the deterministic sandbox: no Node built-ins or I/O.' }] }],
+      'no-restricted-imports': ['error', { patterns: [
+        { group: ioModules, message: 'Workflow code runs in the deterministic sandbox: no Node built-ins or I/O.' },
+        { group: ['../activities/*', '../exchanges/*', '../paper/*'], allowTypeImports: true, message: 'Only types may cross from activities into workflow code.' },
+      ] }],
     },
   },
 );

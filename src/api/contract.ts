@@ -70,10 +70,16 @@ export interface GuardStateView {
   counters: GuardCounters;
 }
 
+/** What `reportBalances` answers: the resulting state and what became of this report. */
+export interface ReportAnswer extends GuardStateView {
+  /** accepted, or ignored as a duplicate (same `seq`) or stale (lower `seq`). */
+  outcome: 'accepted' | 'duplicate' | 'stale';
+}
+
 /** Fire-and-forget report from a bot. Invalid payloads are dropped and recorded as `ReportRejected` events. */
 export const balanceReportSignal = defineSignal<[BalanceReport]>('balanceReport');
 /** Same payload as {@link balanceReportSignal}; answers with the resulting state or a validation error. */
-export const reportBalancesUpdate = defineUpdate<GuardStateView, [BalanceReport]>('reportBalances');
+export const reportBalancesUpdate = defineUpdate<ReportAnswer, [BalanceReport]>('reportBalances');
 /** Leave Triggered (the only way out). */
 export const resetUpdate = defineUpdate<GuardStateView, [OperatorRequest]>('reset');
 /** Switch the breaker off (not allowed while Triggered). */

@@ -15,7 +15,8 @@ export const MAX_RECENT_EVENTS = 200;
 export type GuardEvent =
   | RiskEvent
   | { type: 'ReportRejected'; at: string; error: string }
-  | { type: 'VenueShutdownFailed'; at: string; venue: string; error: string };
+  | { type: 'VenueShutdownFailed'; at: string; venue: string; error: string }
+  | { type: 'VenueReadFailed'; at: string; venue: string; error: string };
 
 export interface VenueState {
   /** Highest `seq` accepted from bots; null before the first report. */
@@ -118,6 +119,11 @@ export function rejectReport(state: GuardState, error: string, at: string): Guar
 export function receiveVenueHoldings(state: GuardState, venue: string, holdings: VenueHoldings): GuardState {
   const current = state.venues[venue] ?? { lastSeq: null };
   return { ...state, venues: { ...state.venues, [venue]: { ...current, holdings } } };
+}
+
+/** Records that the guard could not read a venue; the last known holdings stay in use. */
+export function recordReadFailure(state: GuardState, venue: string, error: string, at: string): GuardState {
+  return withEvents(state, [{ type: 'VenueReadFailed', at, venue, error }]);
 }
 
 /** Values the account as known now, without deciding anything. */

@@ -1,0 +1,53 @@
+/**
+ * The one place where exchange errors become Temporal failures. Activities call {@link classifyExchangeError} on
+ * anything a venue throws; the workflow's retry policy then does the right thing by failure type.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import ccxt from 'ccxt';
+import { VenueFailureType } from '../api/failures';
+
+export { VenueFailureType };
+
+export class MalformedResponseError extends Error {
+  override name = 'MalformedResponseError';
+}
+
+/**
+ * Maps an error thrown by ccxt (or by our response checks) to an {@link ApplicationFailure}.
+ * Messages keep the venue's words but never credentials (ccxt does not put keys in error messages; we strip
+ * `signature=` and `X-MBX-APIKEY` anyway in case a URL is echoed).
+ */
+export function classifyExchangeError(err: unknown, venue: string): ApplicationFailure {
+  if (err instanceof ApplicationFailure) return err;
+  const message = `${venue}: ${redact(err instanceof Error ? err.message : String(err))}`;
+  const cls = err instanceof Error ? err.constructor.name : 'unknown';
+  const details = [{ venue, errorClass: cls }];
+  if (err instanceof MalformedResponseError) {
+    return ApplicationFailure.create({ type: VenueFailureType.MalformedResponse, message, details });
+  }
+  // Order matters: PermissionDenied, AccountSuspended etc. are subclasses of AuthenticationError or ExchangeError.
+  if (err instanceof ccxt.AuthenticationError || err instanceof ccxt.PermissionDenied || err instanceof ccxt.AccountSuspended) {
+    return ApplicationFailure.create({ type: VenueFailureType.AuthFailed, message, details, nonRetryable: true });
+  }
+  if (err instanceof ccxt.NetworkError) {
+    // RequestTimeout, ExchangeNotAvailable, DDoSProtection, RateLimitExceeded, InvalidNonce, OnMaintenance...
+    return ApplicationFailure.create({ type: VenueFailureType.Unavailable, message, details });
+  }
+  if (
+    err instanceof ccxt.BadRequest ||
+    err instanceof ccxt.BadSymbol ||
+    err instanceof ccxt.InvalidOrder ||
+    err instanceof ccxt.InsufficientFunds ||
+    err instanceof ccxt.ArgumentsRequired ||
+    err instanceof ccxt.NotSupported
+  ) {
+    return ApplicationFailure.create({ type: VenueFailureType.Rejected, message, details, nonRetryable: true });
+  }
+  // Any other exchange error (including OperationFailed and unknown codes) is retried: during an emergency
+  // shutdown, giving up on an unclassified error would leave orders open.
+  return ApplicationFailure.create({ type: VenueFailureType.Unavailable, message, details });
+}
+
+function redact(text: string): string {
+  return text.replace(/signature=[0-9a-fA-F]+/g, 'signature=<redacted>').replace(/(X-MBX-APIKEY['"]?\s*[:=]\s*['"]?)[^'",\s}]+/gi, '$1<redacted>');
+}

@@ -1,0 +1,150 @@
+/**
+ * `npm run demo`: the seed scenario end to end. Starts an embedded Temporal dev server (unless TEMPORAL_ADDRESS is
+ * set), the paper exchange and a worker; starts a guard for a $10,000.00 USDT account with open orders on Binance
+ * spot and USDⓈ-M perps; reports losses of 2.00 %, 3.50 %, 4.20 % and 5.50 %; shows the emergency shutdown; exits
+ * with code 1 because the breaker tripped, like the original design's demo.
+ */
+import { randomBytes } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { BalanceReport, GuardStateView } from './api/contract';
+import { BreakerClient } from './client';
+import { Decimal, formatUsd, toDecimalString } from './domain/money';
+import { createVenueClient } from './exchanges/ccxt-factory';
+import { startPaperServer } from './paper/server';
+import { DevServer, startDevServer } from './temporal/dev-server';
+import { createGuardWorker } from './worker-factory';
+
+const CAPITAL = new Decimal('10000.00');
+const ENTRY = new Decimal('40000');
+const BTC_HELD = new Decimal('0.1'); // on spot, and again as a 0.1 BTC long perp: 0.2 BTC of exposure in all
+/** BTC prices that produce the seed's losses with 0.2 BTC of exposure: 2.00 %, 3.50 %, 4.20 %, 5.50 %. */
+const STEPS = ['39000', '38250', '37900', '37250'];
+
+const out = (line = '') => process.stdout.write(`${line}\n`);
+const pct = (value: string | null) => (value === null ? 'n/a' : `${value} %`);
+
+function spotReport(seq: number, price: string): BalanceReport {
+  return { venue: 'binance-spot', seq, balances: { USDT: '4000.00', BTC: toDecimalString(BTC_HELD) }, prices: { BTC: price } };
+}
+function perpReport(seq: number, price: string): BalanceReport {
+  const pnl = new Decimal(price).minus(ENTRY).times(BTC_HELD);
+  return {
+    venue: 'binance-usdm',
+    seq,
+    balances: { USDT: '2000.00' },
+    positions: [{ symbol: 'BTC/USDT:USDT', side: 'long', contracts: '0.1', entryPrice: '40000', markPrice: price, unrealizedPnl: toDecimalString(pnl, 2) }],
+  };
+}
+
+async function waitFor<T>(what: string, read: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function main(): Promise<number> {
+  // The worker's own INFO lines would bury the demo's story; warnings and errors still show.
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  out('portfolio-breaker demo: a guard trips on a paper exchange');
+  out('=========================================================');
+  let devServer: DevServer | undefined;
+  let address = process.env.TEMPORAL_ADDRESS;
+  if (address) out(`• Temporal: using the server at ${address}`);
+  else {
+    out('• Temporal: starting an embedded dev server ...');
+    devServer = await startDevServer({ log: (l) => out(`  ${l}`) });
+    address = devServer.address;
+    out(`  dev server on ${address}`);
+  }
+
+  // Demo credentials exist only in this process: the paper exchange verifies them, ccxt signs with them.
+  const credentials = { apiKey: randomBytes(16).toString('hex'), secret: randomBytes(32).toString('hex') };
+  const paper = await startPaperServer({ credentials: [credentials] });
+  paper.exchange.seed({
+    prices: { BTC: '40000' },
+    spotBalances: { USDT: '4000.00', BTC: '0.1' },
+    futuresBalances: { USDT: '2000.00' },
+    positions: [{ symbol: 'BTCUSDT', positionAmt: '0.1', entryPrice: '40000' }],
+    orders: [
+      { market: 'spot', symbol: 'BTCUSDT', side: 'BUY', price: '35000', quantity: '0.05' },
+      { market: 'spot', symbol: 'ETHUSDT', side: 'BUY', price: '1800', quantity: '1' },
+      { market: 'spot', symbol: 'BTCUSDT', side: 'SELL', price: '45000', quantity: '0.05' },
+      { market: 'futures', symbol: 'BTCUSDT', side: 'BUY', price: '36000', quantity: '0.05' },
+      { market: 'futures', symbol: 'ETHUSDT', side: 'SELL', price: '2500', quantity: '2' },
+      { market: 'futures', symbol: 'BTCUSDT', side: 'SELL', stopPrice: '30000', quantity: '0.1', reduceOnly: true },
+      { market: 'futures', symbol: 'SOLUSDT', side: 'BUY', stopPrice: '120', quantity: '10' },
+    ],
+  });
+  const before = paper.exchange.snapshot().openOrders;
+  out(`• Paper exchange on ${paper.url}: Binance spot + USDⓈ-M futures`);
+  out(`  account: 4,000 USDT + 0.1 BTC on spot; 2,000 USDT + 0.1 BTC long on perps; BTC at $40,000`);
+  out(`  open orders: ${before.spot} spot, ${before.futures} perp, ${before.futuresAlgo} perp conditional`);
+
+  const venues = new Map(
+    [
+      createVenueClient({ id: 'binance-spot', exchange: 'binance', routeTo: paper.url, timeoutMs: 10_000 }, credentials),
+      createVenueClient({ id: 'binance-usdm', exchange: 'binanceusdm', routeTo: paper.url, timeoutMs: 10_000 }, credentials),
+    ].map((v) => [v.id, v]),
+  );
+  out('• Worker: bundling the workflow code and connecting ...');
+  const nativeConnection = await NativeConnection.connect({ address });
+  const worker = await createGuardWorker({ connection: nativeConnection, venues });
+  const connection = await Connection.connect({ address });
+  const breaker = new BreakerClient(new Client({ connection }));
+  const accountId = `demo-${Date.now()}`;
+
+  let exitCode = 0;
+  await worker.runUntil(async () => {
+    await breaker.startGuard({ accountId, initialCapital: CAPITAL.toFixed(2), venues: [...venues.keys()], valuationIntervalSeconds: 60 });
+    out(`• Guard started: workflow guard-${accountId}, capital $10,000.00, warning at 3 %, trip at 5 %`);
+    await waitFor('the first valuation', () => breaker.state(accountId), (s) => s.lastValuationAt !== null);
+    out('');
+    out('  step  BTC price   loss      value        state');
+    let last: GuardStateView | undefined;
+    for (const [i, price] of STEPS.entries()) {
+      await fetch(`${paper.url}/control/prices`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ BTC: price }) });
+      await breaker.report(accountId, spotReport(i + 1, price));
+      last = await breaker.report(accountId, perpReport(i + 1, price));
+      out(`  ${i + 1}     $${price}    ${pct(last.lossPct).padEnd(9)} ${formatUsd(new Decimal(last.totalValue!)).padEnd(12)} ${last.state}`);
+    }
+    out('');
+    if (last?.state !== 'Triggered') {
+      out('✗ the breaker did not trip');
+      exitCode = 2;
+      return;
+    }
+    out('• Circuit breaker TRIGGERED: cancelling every open order on every venue ...');
+    const flat = await waitFor('the shutdown to finish', () => breaker.state(accountId), (s) => s.breaker.name === 'Triggered' && s.breaker.shutdown === 'flat');
+    for (const [venue, progress] of Object.entries(flat.shutdown)) {
+      out(`  ${venue.padEnd(13)} cancelled ${String(progress.cancelled).padStart(2)} order(s), open now: ${progress.openOrders}`);
+    }
+    const after = paper.exchange.snapshot().openOrders;
+    out(`  paper exchange open orders: ${after.total} (spot ${after.spot}, perp ${after.futures}, perp conditional ${after.futuresAlgo})`);
+    const events = await breaker.events(accountId);
+    out(`  events: ${events.map((e) => e.type).join(' → ')}`);
+    const pnl = new Decimal(flat.pnl!);
+    out('');
+    out(`Final loss: ${formatUsd(pnl.negated())} (${toDecimalString(pnl.div(CAPITAL).times(100), 2)} %). The account stays flat until an operator resets it:`);
+    out(`  npm run breaker -- reset ${accountId} --operator you --reason "reviewed"`);
+    if (devServer) out('  (the embedded server stops with the demo; run `npm run server` and set TEMPORAL_ADDRESS=127.0.0.1:7233 to keep it)');
+    exitCode = after.total === 0 ? 1 : 3;
+  });
+  await connection.close();
+  await nativeConnection.close();
+  await paper.close();
+  await devServer?.stop();
+  return exitCode;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(`demo failed: ${(err as Error).stack ?? String(err)}`);
+    process.exit(4);
+  },
+);

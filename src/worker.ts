@@ -1,0 +1,26 @@
+/**
+ * The worker process: `npm run worker`. Configured by environment:
+ * - TEMPORAL_ADDRESS (default 127.0.0.1:7233), TEMPORAL_NAMESPACE (default "default")
+ * - BREAKER_VENUES (JSON array) or BREAKER_VENUES_FILE: venue ids, ccxt classes and the names of the environment
+ *   variables holding each venue's key and secret (see README). Secrets stay in this process.
+ */
+import { NativeConnection } from '@temporalio/worker';
+import { createVenueClient } from './exchanges/ccxt-factory';
+import { credentialsFor, loadVenueSpecs } from './exchanges/venues';
+import { createGuardWorker } from './worker-factory';
+
+async function main(): Promise<void> {
+  const specs = loadVenueSpecs();
+  const venues = new Map(specs.map((spec) => [spec.id, createVenueClient(spec, credentialsFor(spec))]));
+  const address = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
+  const connection = await NativeConnection.connect({ address });
+  const worker = await createGuardWorker({ connection, namespace: process.env.TEMPORAL_NAMESPACE, venues });
+  console.log(`portfolio-breaker worker on ${address}, venues: ${specs.map((s) => `${s.id} (${s.exchange}${s.routeTo ? ` via ${s.routeTo}` : ''})`).join(', ')}`);
+  await worker.run();
+  await connection.close();
+}
+
+main().catch((err) => {
+  console.error(`worker failed: ${(err as Error).message}`);
+  process.exit(1);
+});
