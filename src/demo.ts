@@ -7,35 +7,19 @@
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { BalanceReport, GuardStateView } from './api/contract';
+import { GuardStateView } from './api/contract';
 import { BreakerClient } from './client';
 import { Decimal, formatUsd, toDecimalString } from './domain/money';
 import { createVenueClient } from './exchanges/ccxt-factory';
 import { startPaperServer } from './paper/server';
 import { DevServer, startDevServer } from './temporal/dev-server';
+import { PERP_VENUE, SEED_CAPITAL, SEED_STEPS, SPOT_VENUE, perpReport, seedPaperAccount, spotReport } from './seed-scenario';
 import { createGuardWorker } from './worker-factory';
 
-const CAPITAL = new Decimal('10000.00');
-const ENTRY = new Decimal('40000');
-const BTC_HELD = new Decimal('0.1'); // on spot, and again as a 0.1 BTC long perp: 0.2 BTC of exposure in all
-/** BTC prices that produce the seed's losses with 0.2 BTC of exposure: 2.00 %, 3.50 %, 4.20 %, 5.50 %. */
-const STEPS = ['39000', '38250', '37900', '37250'];
+const CAPITAL = new Decimal(SEED_CAPITAL);
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const pct = (value: string | null) => (value === null ? 'n/a' : `${value} %`);
-
-function spotReport(seq: number, price: string): BalanceReport {
-  return { venue: 'binance-spot', seq, balances: { USDT: '4000.00', BTC: toDecimalString(BTC_HELD) }, prices: { BTC: price } };
-}
-function perpReport(seq: number, price: string): BalanceReport {
-  const pnl = new Decimal(price).minus(ENTRY).times(BTC_HELD);
-  return {
-    venue: 'binance-usdm',
-    seq,
-    balances: { USDT: '2000.00' },
-    positions: [{ symbol: 'BTC/USDT:USDT', side: 'long', contracts: '0.1', entryPrice: '40000', markPrice: price, unrealizedPnl: toDecimalString(pnl, 2) }],
-  };
-}
 
 async function waitFor<T>(what: string, read: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -65,21 +49,7 @@ async function main(): Promise<number> {
   // Demo credentials exist only in this process: the paper exchange verifies them, ccxt signs with them.
   const credentials = { apiKey: randomBytes(16).toString('hex'), secret: randomBytes(32).toString('hex') };
   const paper = await startPaperServer({ credentials: [credentials] });
-  paper.exchange.seed({
-    prices: { BTC: '40000' },
-    spotBalances: { USDT: '4000.00', BTC: '0.1' },
-    futuresBalances: { USDT: '2000.00' },
-    positions: [{ symbol: 'BTCUSDT', positionAmt: '0.1', entryPrice: '40000' }],
-    orders: [
-      { market: 'spot', symbol: 'BTCUSDT', side: 'BUY', price: '35000', quantity: '0.05' },
-      { market: 'spot', symbol: 'ETHUSDT', side: 'BUY', price: '1800', quantity: '1' },
-      { market: 'spot', symbol: 'BTCUSDT', side: 'SELL', price: '45000', quantity: '0.05' },
-      { market: 'futures', symbol: 'BTCUSDT', side: 'BUY', price: '36000', quantity: '0.05' },
-      { market: 'futures', symbol: 'ETHUSDT', side: 'SELL', price: '2500', quantity: '2' },
-      { market: 'futures', symbol: 'BTCUSDT', side: 'SELL', stopPrice: '30000', quantity: '0.1', reduceOnly: true },
-      { market: 'futures', symbol: 'SOLUSDT', side: 'BUY', stopPrice: '120', quantity: '10' },
-    ],
-  });
+  paper.exchange.seed(seedPaperAccount());
   const before = paper.exchange.snapshot().openOrders;
   out(`• Paper exchange on ${paper.url}: Binance spot + USDⓈ-M futures`);
   out(`  account: 4,000 USDT + 0.1 BTC on spot; 2,000 USDT + 0.1 BTC long on perps; BTC at $40,000`);
@@ -87,8 +57,8 @@ async function main(): Promise<number> {
 
   const venues = new Map(
     [
-      createVenueClient({ id: 'binance-spot', exchange: 'binance', routeTo: paper.url, timeoutMs: 10_000 }, credentials),
-      createVenueClient({ id: 'binance-usdm', exchange: 'binanceusdm', routeTo: paper.url, timeoutMs: 10_000 }, credentials),
+      createVenueClient({ id: SPOT_VENUE, exchange: 'binance', routeTo: paper.url, timeoutMs: 10_000 }, credentials),
+      createVenueClient({ id: PERP_VENUE, exchange: 'binanceusdm', routeTo: paper.url, timeoutMs: 10_000 }, credentials),
     ].map((v) => [v.id, v]),
   );
   out('• Worker: bundling the workflow code and connecting ...');
@@ -106,7 +76,7 @@ async function main(): Promise<number> {
     out('');
     out('  step  BTC price   loss      value        state');
     let last: GuardStateView | undefined;
-    for (const [i, price] of STEPS.entries()) {
+    for (const [i, { price }] of SEED_STEPS.entries()) {
       await fetch(`${paper.url}/control/prices`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ BTC: price }) });
       await breaker.report(accountId, spotReport(i + 1, price));
       last = await breaker.report(accountId, perpReport(i + 1, price));

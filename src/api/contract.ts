@@ -11,7 +11,7 @@ import type { GuardCounters, GuardEvent, GuardState, VenueShutdownProgress } fro
 import type { BalanceReport } from '../domain/report';
 import type { DecimalString } from '../domain/money';
 
-export type { AccountConfig, AccountConfigInput, BalanceReport, BreakerStateName, GuardEvent, DecimalString };
+export type { AccountConfig, AccountConfigInput, BalanceReport, BreakerStateName, GuardEvent, GuardState, DecimalString };
 
 /** The task queue every guard and worker uses. */
 export const TASK_QUEUE = 'portfolio-breaker';
@@ -88,5 +88,7 @@ export const disableUpdate = defineUpdate<GuardStateView, [OperatorRequest]>('di
 export const enableUpdate = defineUpdate<GuardStateView, [OperatorRequest]>('enable');
 /** The current state; always answers. */
 export const stateQuery = defineQuery<GuardStateView>('state');
+/** The guard's whole state as carried across continue-as-new (config, per-venue seq and holdings, events); for diagnostics. */
+export const snapshotQuery = defineQuery<GuardState>('snapshot');
 /** Recent events (risk events, rejected reports, venue failures), newest last. */
 export const eventsQuery = defineQuery<GuardEvent[]>('events');

@@ -2,7 +2,7 @@
  * A typed client for bots and operators. Any Temporal client can drive a guard (see the README for the `temporal`
  * CLI); this one adds types and the naming conventions.
  */
-import { Client, WorkflowIdConflictPolicy, WorkflowHandle } from '@temporalio/client';
+import { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId, WorkflowIdConflictPolicy } from '@temporalio/client';
 import {
   AccountConfigInput,
   BalanceReport,
@@ -39,7 +39,7 @@ export class BreakerClient {
    * Starts the guard of an account, or returns the running one (starting twice is harmless).
    * @throws Error with every config problem when the config is invalid (nothing is started)
    */
-  async startGuard(config: AccountConfigInput): Promise<WorkflowHandle<typeof accountGuard>> {
+  async startGuard(config: AccountConfigInput): Promise<WorkflowHandleWithFirstExecutionRunId<typeof accountGuard>> {
     const parsed = parseAccountConfig(config);
     if (!parsed.ok) throw new Error(`invalid account config: ${parsed.error}`);
     return this.client.workflow.start<typeof accountGuard>('accountGuard', {

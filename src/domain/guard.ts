@@ -115,9 +115,15 @@ export function rejectReport(state: GuardState, error: string, at: string): Guar
   return withEvents({ ...state, counters }, [{ type: 'ReportRejected', at, error }]);
 }
 
-/** Stores holdings the guard read from the venue itself (no `seq`: they do not advance the bots' sequence). */
-export function receiveVenueHoldings(state: GuardState, venue: string, holdings: VenueHoldings): GuardState {
+/**
+ * Stores holdings the guard read from the venue itself (no `seq`: they do not advance the bots' sequence).
+ * A reading is dropped if a bot report was accepted for that venue while the read was under way: the report is
+ * newer than the reading, which may have been taken before the bot's snapshot.
+ * @param seqAtRequest the venue's `lastSeq` when the read was requested
+ */
+export function receiveVenueHoldings(state: GuardState, venue: string, holdings: VenueHoldings, seqAtRequest: number | null): GuardState {
   const current = state.venues[venue] ?? { lastSeq: null };
+  if (current.lastSeq !== seqAtRequest) return state;
   return { ...state, venues: { ...state.venues, [venue]: { ...current, holdings } } };
 }
 

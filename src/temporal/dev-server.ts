@@ -16,6 +16,8 @@ export interface DevServerOptions {
   /** Web UI port; the UI is off (headless) when omitted. */
   uiPort?: number;
   namespace?: string;
+  /** Server dynamic config, e.g. `{ 'limit.historyCount.suggestContinueAsNew': 40 }` to exercise continue-as-new. */
+  dynamicConfig?: Record<string, string | number | boolean>;
   log?: (line: string) => void;
 }
 
@@ -73,6 +75,9 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   if (options.uiPort !== undefined) args.push('--ui-port', String(options.uiPort));
   else args.push('--headless');
   if (options.dbFilename) args.push('--db-filename', options.dbFilename);
+  for (const [key, value] of Object.entries(options.dynamicConfig ?? {})) {
+    args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
+  }
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTE_DEFINITIONS)) {
     args.push('--search-attribute', `${name}=${type}`);
   }

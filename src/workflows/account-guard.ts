@@ -30,6 +30,7 @@ import {
   eventsQuery,
   reportBalancesUpdate,
   resetUpdate,
+  snapshotQuery,
   stateQuery,
 } from '../api/contract';
 import { parseAccountConfig } from '../domain/config';
@@ -174,6 +175,7 @@ export async function accountGuard(input: GuardInput): Promise<void> {
   // Handlers first, so that no message delivered with the first workflow task is missed.
   setHandler(stateQuery, () => viewOf(state, shutdownRunning));
   setHandler(eventsQuery, () => state.events);
+  setHandler(snapshotQuery, () => state);
 
   // Invalid signals cannot be refused (signals have no validator); they are dropped and recorded instead.
   setHandler(balanceReportSignal, (raw) => {
@@ -222,12 +224,13 @@ export async function accountGuard(input: GuardInput): Promise<void> {
   async function readVenues(): Promise<void> {
     const venues = [...toRead];
     toRead.clear();
+    const seqAtRequest = venues.map((venue) => state.venues[venue]?.lastSeq ?? null);
     const results = await Promise.allSettled(venues.map((venue) => readVenue(venue, state.config.referenceCurrency)));
     results.forEach((result, i) => {
       const venue = venues[i]!;
       if (result.status === 'fulfilled') {
         const reading: VenueReading = result.value;
-        state = receiveVenueHoldings(state, venue, { ...reading, source: 'guard' });
+        state = receiveVenueHoldings(state, venue, { ...reading, source: 'guard' }, seqAtRequest[i] ?? null);
       } else {
         state = recordReadFailure(state, venue, failureMessage(result.reason), now());
       }

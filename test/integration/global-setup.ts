@@ -1,1 +1,26 @@
-export default async function globalSetup(): Promise<void> {}
+/**
+ * One Temporal dev server and one prebuilt workflow bundle for the whole integration run (a server per test file
+ * would cost seconds each). Connection details reach the test workers through the environment.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
+import { resolveTemporalCli } from '../../src/temporal/binaries';
+import { startDevServer } from '../../src/temporal/dev-server';
+import { workflowsPath } from '../../src/worker-factory';
+
+export const BUNDLE_PATH = path.resolve(__dirname, '../../.cache/workflow-bundle.js');
+
+export default async function globalSetup(): Promise<void> {
+  const cli = resolveTemporalCli((line) => console.log(line));
+  // Suggest continue-as-new after 60 history events instead of thousands, so that every test's guard also
+  // proves it survives continue-as-new with its state, seq and pending work.
+  const server = await startDevServer({ dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 60 } });
+  (globalThis as { __devServer?: typeof server }).__devServer = server;
+  process.env.TEST_TEMPORAL_ADDRESS = server.address;
+  process.env.TEST_TEMPORAL_CLI = cli;
+  const { code } = await bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('WARN') });
+  mkdirSync(path.dirname(BUNDLE_PATH), { recursive: true });
+  writeFileSync(BUNDLE_PATH, code);
+  process.env.TEST_WORKFLOW_BUNDLE = BUNDLE_PATH;
+}

@@ -1,1 +1,5 @@
-export default async function globalTeardown(): Promise<void> {}
+import type { DevServer } from '../../src/temporal/dev-server';
+
+export default async function globalTeardown(): Promise<void> {
+  await (globalThis as { __devServer?: DevServer }).__devServer?.stop();
+}

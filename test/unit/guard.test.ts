@@ -108,8 +108,17 @@ describe('guard aggregate', () => {
 
   it('takes holdings read by the guard without touching the bots\' seq', () => {
     let state = receiveReport(createGuardState(config), spot(3, '1'), at).state;
-    state = receiveVenueHoldings(state, 'spot', { balances: { USDT: '2' }, prices: {}, positions: [], asOf: at, source: 'guard' });
+    state = receiveVenueHoldings(state, 'spot', { balances: { USDT: '2' }, prices: {}, positions: [], asOf: at, source: 'guard' }, 3);
     expect(state.venues.spot).toMatchObject({ lastSeq: 3, holdings: { source: 'guard' } });
+  });
+
+  it('drops a reading that a bot report overtook while it was under way', () => {
+    let state = receiveReport(createGuardState(config), spot(3, '1'), at).state;
+    const requestedAtSeq = state.venues.spot!.lastSeq;
+    state = receiveReport(state, spot(4, '7'), at).state;
+    const after = receiveVenueHoldings(state, 'spot', { balances: { USDT: '2' }, prices: {}, positions: [], asOf: at, source: 'guard' }, requestedAtSeq);
+    expect(after).toBe(state);
+    expect(after.venues.spot?.holdings?.balances).toEqual({ USDT: '7' });
   });
 
   it('round-trips through JSON (continue-as-new)', () => {
