@@ -6,7 +6,7 @@ const ioModules = ['node:*', 'fs', 'fs/*', 'path', 'http', 'https', 'net', 'chil
   'fastify', 'undici', '@temporalio/client', '@temporalio/worker', '@temporalio/activity', '@temporalio/testing'];
 
 export default tseslint.config(
-  { ignores: ['lib/**', 'node_modules/**', '.temporal/**', 'coverage/**', '*.js', '*.mjs'] },
+  { ignores: ['lib/**', 'node_modules/**', '.temporal/**', '.cache/**', 'coverage/**', 'bench/results/**', '*.js', '*.mjs'] },
   ...tseslint.configs.recommended,
   {
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
