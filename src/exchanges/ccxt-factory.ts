@@ -33,6 +33,7 @@ export function createVenueClient(spec: VenueSpec, credentials: Credentials): Ve
     secret: credentials.secret,
     enableRateLimit: true,
     timeout: spec.timeoutMs,
+    ...(spec.rateLimitMs !== undefined ? { rateLimit: spec.rateLimitMs } : {}),
     options: {
       defaultType: kind === 'spot' ? 'spot' : 'swap',
       fetchMarkets: { types: [kind === 'spot' ? 'spot' : 'linear'] },

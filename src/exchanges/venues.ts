@@ -20,6 +20,12 @@ const venueSpecSchema = z
     secretEnv: z.string().min(1).optional(),
     /** Route requests to this origin (scheme+host+port) instead of the venue's: the paper exchange. */
     routeTo: z.url().optional(),
+    /**
+     * ccxt's client-side rate limiter: milliseconds per unit of request weight. Defaults to ccxt's value for the
+     * venue (conservative for Binance: an unfiltered open-orders sweep of USDⓈ-M weighs 40 units, 2 s). Lower it only
+     * where the venue allows more, e.g. against the paper exchange.
+     */
+    rateLimitMs: z.number().min(0).max(10_000).optional(),
     /** ccxt request timeout in ms. */
     timeoutMs: z.int().min(100).max(120_000).default(10_000),
   })

@@ -8,6 +8,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { BreakerClient } from '../../src/client';
 import { createVenueClient } from '../../src/exchanges/ccxt-factory';
+import { PAPER_RATE_LIMIT_MS } from './harness-constants';
 import { PaperServer, startPaperServer } from '../../src/paper/server';
 import { createGuardWorker } from '../../src/worker-factory';
 
@@ -41,8 +42,8 @@ export async function startHarness(name: string): Promise<Harness> {
   const paper = await startPaperServer({ credentials: [credentials] });
   const venues = new Map(
     [
-      createVenueClient({ id: SPOT, exchange: 'binance', routeTo: paper.url, timeoutMs: 5_000 }, credentials),
-      createVenueClient({ id: PERP, exchange: 'binanceusdm', routeTo: paper.url, timeoutMs: 5_000 }, credentials),
+      createVenueClient({ id: SPOT, exchange: 'binance', routeTo: paper.url, timeoutMs: 5_000, rateLimitMs: PAPER_RATE_LIMIT_MS }, credentials),
+      createVenueClient({ id: PERP, exchange: 'binanceusdm', routeTo: paper.url, timeoutMs: 5_000, rateLimitMs: PAPER_RATE_LIMIT_MS }, credentials),
     ].map((v) => [v.id, v]),
   );
   const taskQueue = `test-${name}-${randomBytes(4).toString('hex')}`;
