@@ -1,0 +1,187 @@
+#!/usr/bin/env node
+/**
+ * `breaker`: the operator's command line. Talks to Temporal like any other client; needs no secrets.
+ *
+ *   breaker start <account> --capital 10000 --venues binance-spot,binance-usdm
+ *   breaker state <account> [--json]        breaker events <account> [--json]
+ *   breaker report <account> '<json>'       breaker list [--state Triggered]
+ *   breaker reset|disable|enable <account> --operator <name> --reason <text>
+ */
+import { readFileSync } from 'node:fs';
+import { Client, Connection, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Command, Option } from 'commander';
+import { GuardStateView, TASK_QUEUE } from '../api/contract';
+import { BreakerClient } from '../client';
+import { Decimal, formatUsd } from '../domain/money';
+
+interface GlobalOptions {
+  address: string;
+  namespace: string;
+  taskQueue: string;
+}
+
+async function connect(opts: GlobalOptions): Promise<{ breaker: BreakerClient; close: () => Promise<void> }> {
+  const connection = await Connection.connect({ address: opts.address, connectTimeout: 5_000 });
+  const client = new Client({ connection, namespace: opts.namespace });
+  return { breaker: new BreakerClient(client, opts.taskQueue), close: () => connection.close() };
+}
+
+/** Prints a state for people: the figures an operator looks for first, then per-venue shutdown progress. */
+export function formatState(s: GuardStateView): string {
+  const money = (v: string | null) => (v === null ? 'n/a' : formatUsd(new Decimal(v)));
+  const lines = [
+    `account        ${s.accountId}`,
+    `state          ${s.state}${s.breaker.name === 'Triggered' ? ` since ${s.breaker.at} (shutdown ${s.breaker.shutdown})` : ''}${s.breaker.name === 'Disabled' ? ` by ${s.breaker.operator}: ${s.breaker.reason}` : ''}`,
+    `loss           ${s.lossPct === null ? 'n/a' : `${s.lossPct} %`} (warning at ${s.warningPct} %, trip at ${s.thresholdPct} %)`,
+    `value          ${money(s.totalValue)} of ${money(s.initialCapital)} ${s.referenceCurrency}, P&L ${money(s.pnl)}`,
+    `valued at      ${s.lastValuationAt ?? 'not yet'}`,
+    `venues         ${Object.entries(s.perVenueValue).map(([v, value]) => `${v} ${money(value)} (seq ${s.lastSeq[v] ?? '-'})`).join(', ') || 'none valued yet'}`,
+    `reports        ${s.counters.reportsAccepted} accepted, ${s.counters.reportsDuplicate} duplicate, ${s.counters.reportsStale} stale, ${s.counters.reportsRejected} rejected`,
+  ];
+  const venues = Object.entries(s.shutdown);
+  if (venues.length > 0) {
+    lines.push('shutdown');
+    for (const [venue, p] of venues) {
+      lines.push(`  ${venue.padEnd(16)} ${p.status.padEnd(10)} cancelled ${p.cancelled}, open ${p.openOrders ?? '?'}, attempts ${p.attempts}${p.lastError ? `, last error: ${p.lastError}` : ''}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+function parseJsonArgument(text: string): unknown {
+  const source = text.startsWith('@') ? readFileSync(text.slice(1), 'utf8') : text;
+  try {
+    return JSON.parse(source);
+  } catch (err) {
+    throw new Error(`not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Runs a command with a connection, turning Temporal's rejections into one clear line and exit code 2. */
+function action<A extends unknown[]>(program: Command, fn: (breaker: BreakerClient, ...args: A) => Promise<void>) {
+  return async (...args: A) => {
+    const { breaker, close } = await connect(program.opts<GlobalOptions>());
+    try {
+      await fn(breaker, ...args);
+    } catch (err) {
+      const cause = err instanceof WorkflowUpdateFailedError ? err.cause : err;
+      console.error(`breaker: ${(cause as Error).message}`);
+      process.exitCode = 2;
+    } finally {
+      await close();
+    }
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command('breaker')
+    .description('Operate portfolio-breaker guards (one Temporal workflow per trading account).')
+    .addOption(new Option('--address <host:port>', 'Temporal frontend').env('TEMPORAL_ADDRESS').default('127.0.0.1:7233'))
+    .addOption(new Option('--namespace <name>', 'Temporal namespace').env('TEMPORAL_NAMESPACE').default('default'))
+    .addOption(new Option('--task-queue <name>', 'task queue of the guard workers').default(TASK_QUEUE))
+    .showHelpAfterError();
+
+  program
+    .command('start <account>')
+    .description('start the guard of an account (or show the running one)')
+    .requiredOption('--capital <amount>', 'initial capital in the reference currency, e.g. 10000.00')
+    .requiredOption('--venues <ids>', 'comma-separated venue ids configured on the workers')
+    .option('--warning <pct>', 'warning level, percent loss', '3')
+    .option('--threshold <pct>', 'trip level, percent loss', '5')
+    .option('--reference <currency>', 'reference currency', 'USDT')
+    .option('--auto-close', 'close positions after the cancels are confirmed', false)
+    .option('--interval <seconds>', 'how often the guard values the account itself', '60')
+    .action(
+      action(program, async (breaker, account: string, o: Record<string, string | boolean>) => {
+        const interval = Number(o.interval);
+        const handle = await breaker.startGuard({
+          accountId: account,
+          initialCapital: String(o.capital),
+          venues: String(o.venues).split(',').map((v) => v.trim()).filter(Boolean),
+          warningPct: String(o.warning),
+          thresholdPct: String(o.threshold),
+          referenceCurrency: String(o.reference) as 'USDT',
+          autoClosePositions: o.autoClose === true,
+          valuationIntervalSeconds: interval,
+        });
+        console.log(`guard ${handle.workflowId} is running`);
+      }),
+    );
+
+  program
+    .command('state <account>')
+    .description('show the breaker state')
+    .option('--json', 'print the raw state as JSON')
+    .action(
+      action(program, async (breaker, account: string, o: { json?: boolean }) => {
+        const state = await breaker.state(account);
+        console.log(o.json ? JSON.stringify(state, null, 2) : formatState(state));
+      }),
+    );
+
+  program
+    .command('events <account>')
+    .description('show recent risk events, newest last')
+    .option('--json', 'print as JSON')
+    .action(
+      action(program, async (breaker, account: string, o: { json?: boolean }) => {
+        const events = await breaker.events(account);
+        if (o.json) console.log(JSON.stringify(events, null, 2));
+        else for (const e of events) console.log(`${e.at}  ${e.type.padEnd(24)} ${JSON.stringify({ ...e, at: undefined, type: undefined })}`);
+      }),
+    );
+
+  program
+    .command('report <account> <json>')
+    .description("send a balance report and print the result (json inline, or @file)")
+    .action(
+      action(program, async (breaker, account: string, json: string) => {
+        const answer = await breaker.report(account, parseJsonArgument(json) as never);
+        console.log(`${answer.outcome}\n${formatState(answer)}`);
+      }),
+    );
+
+  program
+    .command('list')
+    .description('list guards, optionally by breaker state')
+    .option('--state <state>', 'Active, Warning, Triggered or Disabled')
+    .action(
+      action(program, async (breaker, o: { state?: string }) => {
+        const filters = ["WorkflowType = 'accountGuard'", "ExecutionStatus = 'Running'"];
+        if (o.state) {
+          if (!/^[A-Za-z]+$/.test(o.state)) throw new Error(`--state must be a state name, got ${JSON.stringify(o.state)}`);
+          filters.push(`BreakerState = '${o.state}'`);
+        }
+        for await (const wf of breaker.client.workflow.list({ query: filters.join(' AND ') })) {
+          const attrs = wf.typedSearchAttributes;
+          const state = attrs.getAll().find((p) => p.key.name === 'BreakerState')?.value ?? '?';
+          const loss = attrs.getAll().find((p) => p.key.name === 'BreakerLossPct')?.value;
+          console.log(`${wf.workflowId.padEnd(40)} ${String(state).padEnd(10)} ${loss === undefined ? '' : `${String(loss)} %`}`);
+        }
+      }),
+    );
+
+  for (const verb of ['reset', 'disable', 'enable'] as const) {
+    program
+      .command(`${verb} <account>`)
+      .description({ reset: 'leave Triggered (the only way out)', disable: 'switch the breaker off', enable: 'switch it back on' }[verb])
+      .requiredOption('--operator <name>', 'who is doing this')
+      .requiredOption('--reason <text>', 'why, for the audit trail')
+      .action(
+        action(program, async (breaker, account: string, o: { operator: string; reason: string }) => {
+          const state = await breaker[verb](account, { operator: o.operator, reason: o.reason });
+          console.log(formatState(state));
+        }),
+      );
+  }
+  return program;
+}
+
+if (require.main === module) {
+  buildProgram()
+    .parseAsync(process.argv)
+    .catch((err) => {
+      console.error(`breaker: ${(err as Error).message}`);
+      process.exitCode = 2;
+    });
+}
