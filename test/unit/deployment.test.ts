@@ -53,7 +53,7 @@ describe('docker-compose.yml', () => {
 
   it('mounts a venues file whose example parses with the worker\'s own loader', () => {
     const [hostDir, containerDir] = worker!.volumes![0]!.split(':');
-    expect(worker!.environment!.BREAKER_VENUES_FILE.startsWith(`${containerDir}/`)).toBe(true);
+    expect(worker!.environment!.BREAKER_VENUES_FILE!.startsWith(`${containerDir}/`)).toBe(true);
     const example = path.join(ROOT, hostDir!, 'venues.example.json');
     const specs = loadVenueSpecs({ BREAKER_VENUES_FILE: example });
     expect(specs.map((s) => s.id)).toEqual(['binance-spot', 'binance-usdm']);
