@@ -1,10 +1,25 @@
 /**
  * The seed scenario on a real Temporal server, a real worker, and real ccxt classes against the paper exchange.
  */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { writeHistory } from '../support/histories';
 import { SEED_CAPITAL, SEED_STEPS, perpReport, seedPaperAccount, spotReport } from '../../src/seed-scenario';
 import { Harness, PERP, SPOT, eventually, startHarness, uniqueAccount } from './harness';
 
 let h: Harness;
+
+/**
+ * With RECORD_HISTORIES=1, stores the guard's history for the replay test (test/histories), so that a later change
+ * that breaks determinism against histories recorded by today's code fails the suite.
+ */
+async function recordHistory(name: string, accountId: string): Promise<void> {
+  if (process.env.RECORD_HISTORIES !== '1') return;
+  const history = await h.breaker.handle(accountId).fetchHistory();
+  const dir = path.resolve(__dirname, '../histories');
+  mkdirSync(dir, { recursive: true });
+  writeHistory(path.join(dir, `${name}.json`), history);
+}
 beforeAll(async () => {
   h = await startHarness('seed');
 });
@@ -64,6 +79,7 @@ describe('the seed scenario', () => {
     expect(reset.state).not.toBe('Triggered');
     expect((await h.breaker.events(accountId)).at(-1)).toMatchObject({ type: 'CircuitBreakerReset', operator: 'alice', reason: 'losses reviewed' });
 
+    await recordHistory('seed-scenario', accountId);
     await h.breaker.handle(accountId).terminate('test done');
   });
 
