@@ -163,7 +163,12 @@ export async function accountGuard(input: GuardInput): Promise<void> {
     }
     const received = receiveReport(state, parsedReport.value, now());
     state = received.state;
-    if (received.outcome === 'accepted') evaluateNow();
+    if (received.outcome === 'accepted') {
+      // A fresh bot snapshot makes a pending read of that venue redundant (and a read queued before the report,
+      // e.g. the start-up read, would replace the newer report); evaluateNow re-queues it if prices are missing.
+      toRead.delete(parsedReport.value.venue);
+      evaluateNow();
+    }
     return received.outcome;
   }
 
