@@ -34,6 +34,15 @@ describe('the temporal CLI', () => {
     expect(state.queryResult[0]).toMatchObject({ state: 'Warning', lossPct: '3.00', totalValue: '9700' });
   });
 
+  it('starts a guard with workflow start and a JSON config', async () => {
+    const accountId = uniqueAccount('clistart');
+    const config = { accountId, initialCapital: '10000.00', venues: [SPOT, PERP] };
+    await temporal('workflow', 'start', '--task-queue', h.taskQueue, '--type', 'accountGuard', '--workflow-id', `guard-${accountId}`,
+      '--input', JSON.stringify({ config }));
+    const state = await eventually(() => h.breaker.state(accountId), (s) => s.lastValuationAt !== null);
+    expect(state).toMatchObject({ accountId, state: 'Active', initialCapital: '10000.00', warningPct: '3', thresholdPct: '5' });
+  });
+
   it('sends reportBalances as an update and gets the state or the validation error back', async () => {
     const accountId = uniqueAccount('cliupd');
     await h.breaker.startGuard({ accountId, initialCapital: '10000', venues: [SPOT, PERP] });
