@@ -13,6 +13,8 @@ export interface GuardWorkerOptions {
   /** A prebuilt workflow bundle (faster start); the workflow sources are bundled when omitted. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   taskQueue?: string;
+  /** Alerts are POSTed here as JSON besides being logged. */
+  alertWebhookUrl?: string;
 }
 
 export function workflowsPath(): string {
@@ -25,6 +27,6 @@ export async function createGuardWorker(options: GuardWorkerOptions): Promise<Wo
     namespace: options.namespace ?? 'default',
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: workflowsPath() }),
-    activities: createActivities({ venues: options.venues }),
+    activities: createActivities({ venues: options.venues, alertWebhookUrl: options.alertWebhookUrl }),
   });
 }

@@ -3,6 +3,8 @@
  * - TEMPORAL_ADDRESS (default 127.0.0.1:7233), TEMPORAL_NAMESPACE (default "default")
  * - BREAKER_VENUES (JSON array) or BREAKER_VENUES_FILE: venue ids, ccxt classes and the names of the environment
  *   variables holding each venue's key and secret (see README). Secrets stay in this process.
+ * - ALERT_WEBHOOK_URL (optional): alerts are POSTed there as JSON, besides being logged.
+ * - BREAKER_TASK_QUEUE (optional, default portfolio-breaker), BREAKER_WORKFLOW_BUNDLE (optional: a prebuilt bundle).
  */
 import { NativeConnection } from '@temporalio/worker';
 import { createVenueClient } from './exchanges/ccxt-factory';
@@ -14,8 +16,15 @@ async function main(): Promise<void> {
   const venues = new Map(specs.map((spec) => [spec.id, createVenueClient(spec, credentialsFor(spec))]));
   const address = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
   const connection = await NativeConnection.connect({ address });
-  const worker = await createGuardWorker({ connection, namespace: process.env.TEMPORAL_NAMESPACE, venues });
-  console.log(`portfolio-breaker worker on ${address}, venues: ${specs.map((s) => `${s.id} (${s.exchange}${s.routeTo ? ` via ${s.routeTo}` : ''})`).join(', ')}`);
+  const worker = await createGuardWorker({
+    connection,
+    namespace: process.env.TEMPORAL_NAMESPACE,
+    venues,
+    taskQueue: process.env.BREAKER_TASK_QUEUE,
+    alertWebhookUrl: process.env.ALERT_WEBHOOK_URL,
+    workflowBundle: process.env.BREAKER_WORKFLOW_BUNDLE ? { codePath: process.env.BREAKER_WORKFLOW_BUNDLE } : undefined,
+  });
+  console.log(`portfolio-breaker worker ready on ${address} (task queue ${worker.options.taskQueue}), venues: ${specs.map((s) => `${s.id} (${s.exchange}${s.routeTo ? ` via ${s.routeTo}` : ''})`).join(', ')}`);
   await worker.run();
   await connection.close();
 }

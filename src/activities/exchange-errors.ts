@@ -5,12 +5,11 @@
 import { ApplicationFailure } from '@temporalio/common';
 import ccxt from 'ccxt';
 import { VenueFailureType } from '../api/failures';
+import { MalformedResponseError } from '../exchanges/binance-books';
 
 export { VenueFailureType };
 
-export class MalformedResponseError extends Error {
-  override name = 'MalformedResponseError';
-}
+export { MalformedResponseError };
 
 /**
  * Maps an error thrown by ccxt (or by our response checks) to an {@link ApplicationFailure}.

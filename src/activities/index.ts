@@ -1,14 +1,15 @@
 /**
- * Activities: the guard's only contact with venues. Built by a factory with the venue clients injected, so tests
- * and the demo pass clients routed to the paper exchange and production passes real ones.
+ * Activities: the guard's only contact with venues and the outside world. Built by a factory with the venue clients
+ * injected, so tests and the demo pass clients routed to the paper exchange and production passes real ones.
  */
 import { Context } from '@temporalio/activity';
-import type { Exchange, Order, Position } from 'ccxt';
 import ccxt from 'ccxt';
-import { Decimal, DecimalString, toDecimalString } from '../domain/money';
+import type { Alert } from '../api/contract';
+import { DecimalString, toDecimalString } from '../domain/money';
 import type { PositionReport } from '../domain/report';
+import type { OrderBookName } from '../exchanges/binance-books';
 import type { VenueClient } from '../exchanges/ccxt-factory';
-import { MalformedResponseError, classifyExchangeError } from './exchange-errors';
+import { classifyExchangeError } from './exchange-errors';
 
 /** What the guard reads from a venue itself: the same shape a bot reports, minus `seq`. */
 export interface VenueReading {
@@ -28,15 +29,22 @@ export interface CancelPass {
   openAfter: number;
 }
 
-export interface ActivityDeps {
-  venues: ReadonlyMap<string, VenueClient>;
+/** The outcome of one close-and-verify pass over a venue's positions. */
+export interface ClosePass {
+  venue: string;
+  closed: number;
+  /** Open positions found by the verifying re-fetch. */
+  remaining: number;
 }
 
-type OrderBook = 'normal' | 'conditional';
-interface OpenOrderRef {
-  symbol: string;
-  book: OrderBook;
+export interface ActivityDeps {
+  venues: ReadonlyMap<string, VenueClient>;
+  /** Where alerts are POSTed as JSON (Slack/PagerDuty/Opsgenie webhook); alerts are always logged too. */
+  alertWebhookUrl?: string;
 }
+
+/** How often a long activity heartbeats, whatever it is waiting for (the workflow's heartbeat timeout is 3 s). */
+const HEARTBEAT_EVERY_MS = 1_000;
 
 function requireVenue(deps: ActivityDeps, venue: string): VenueClient {
   const client = deps.venues.get(venue);
@@ -46,33 +54,19 @@ function requireVenue(deps: ActivityDeps, venue: string): VenueClient {
   return client;
 }
 
-function requireArray<T>(value: unknown, what: string): T[] {
-  if (!Array.isArray(value)) throw new MalformedResponseError(`${what}: expected a list, got ${typeof value}`);
-  return value as T[];
-}
-
-function requireDecimal(value: unknown, what: string): Decimal {
-  if (typeof value !== 'string' && typeof value !== 'number') throw new MalformedResponseError(`${what}: expected a number, got ${JSON.stringify(value)}`);
-  const text = String(value);
-  if (!/^-?\d+(\.\d+)?(e[-+]?\d+)?$/i.test(text)) throw new MalformedResponseError(`${what}: not a number: ${JSON.stringify(value)}`);
-  return new Decimal(text);
-}
-
-/** Every open order on the venue, in both books (spot has only the normal one). */
-async function fetchOpenOrderRefs(client: VenueClient): Promise<OpenOrderRef[]> {
-  const books: OrderBook[] = client.kind === 'perp' ? ['normal', 'conditional'] : ['normal'];
-  const refs: OpenOrderRef[] = [];
-  for (const book of books) {
-    const orders = requireArray<Order>(
-      await client.exchange.fetchOpenOrders(undefined, undefined, undefined, book === 'conditional' ? { trigger: true } : {}),
-      `${client.id} open ${book} orders`,
-    );
-    for (const order of orders) {
-      if (typeof order.symbol !== 'string') throw new MalformedResponseError(`${client.id}: an open order without a symbol`);
-      refs.push({ symbol: order.symbol, book });
-    }
+/**
+ * Runs `work` while heartbeating `progress()` every second, so that a worker that dies is noticed within the
+ * heartbeat timeout even while a venue request is slow, and a retry can resume from the last progress.
+ */
+async function heartbeating<T>(progress: () => unknown, work: () => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  ctx.heartbeat(progress());
+  const timer = setInterval(() => ctx.heartbeat(progress()), HEARTBEAT_EVERY_MS);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
   }
-  return refs;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -83,41 +77,19 @@ export function createActivities(deps: ActivityDeps) {
      */
     async readVenue(venue: string, referenceCurrency: string): Promise<VenueReading> {
       const client = requireVenue(deps, venue);
+      const ex = client.exchange;
       try {
-        const ex: Exchange = client.exchange;
         await ex.loadMarkets();
-        const balance = await ex.fetchBalance();
         const balances: Record<string, DecimalString> = {};
-        const positions: PositionReport[] = [];
-        if (client.kind === 'spot') {
-          const totals = (balance.total ?? {}) as unknown as Record<string, unknown>;
-          if (typeof totals !== 'object') throw new MalformedResponseError(`${venue}: balance without totals`);
-          for (const [asset, amount] of Object.entries(totals)) {
-            const d = requireDecimal(amount, `${venue} balance ${asset}`);
-            if (!d.isZero()) balances[asset] = toDecimalString(d);
-          }
-        } else {
-          // ccxt's unified futures "total" is the margin balance (wallet + unrealized P&L); the wallet balance
-          // is what we want, since positions are added with their own unrealized P&L.
-          const info = balance.info as { assets?: unknown };
-          for (const entry of requireArray<Record<string, unknown>>(info.assets, `${venue} account assets`)) {
-            const d = requireDecimal(entry.walletBalance, `${venue} wallet ${String(entry.asset)}`);
-            if (!d.isZero()) balances[String(entry.asset)] = toDecimalString(d);
-          }
-          for (const p of requireArray<Position>(await ex.fetchPositions(), `${venue} positions`)) {
-            const contracts = requireDecimal(p.contracts ?? '0', `${venue} position ${p.symbol} contracts`);
-            if (contracts.isZero()) continue;
-            if (typeof p.symbol !== 'string') throw new MalformedResponseError(`${venue}: a position without a symbol`);
-            positions.push({
-              symbol: p.symbol,
-              side: p.side === 'short' ? 'short' : 'long',
-              contracts: toDecimalString(contracts.abs()),
-              unrealizedPnl: toDecimalString(requireDecimal(p.unrealizedPnl ?? '0', `${venue} position ${p.symbol} pnl`)),
-              ...(p.entryPrice !== undefined ? { entryPrice: toDecimalString(requireDecimal(p.entryPrice, 'entryPrice')) } : {}),
-              ...(p.markPrice !== undefined ? { markPrice: toDecimalString(requireDecimal(p.markPrice, 'markPrice')) } : {}),
-            });
-          }
-        }
+        for (const [asset, amount] of Object.entries(await client.books.balances())) balances[asset] = toDecimalString(amount);
+        const positions: PositionReport[] = (await client.books.positions()).map((p) => ({
+          symbol: ex.markets_by_id?.[p.symbol]?.[0]?.symbol ?? p.symbol,
+          side: p.amount.isNegative() ? 'short' : 'long',
+          contracts: toDecimalString(p.amount.abs()),
+          unrealizedPnl: toDecimalString(p.unrealizedPnl),
+          entryPrice: toDecimalString(p.entryPrice),
+          markPrice: toDecimalString(p.markPrice),
+        }));
         const symbols = Object.keys(balances)
           .filter((asset) => asset !== referenceCurrency)
           .map((asset) => `${asset}/${referenceCurrency}${client.kind === 'perp' ? `:${referenceCurrency}` : ''}`)
@@ -127,8 +99,9 @@ export function createActivities(deps: ActivityDeps) {
           const tickers = await ex.fetchTickers(symbols);
           for (const symbol of symbols) {
             const last = tickers[symbol]?.last;
-            if (last === undefined) continue; // the asset stays unpriced; the valuation says so
-            prices[ex.markets![symbol]!.base] = toDecimalString(requireDecimal(last, `${venue} ticker ${symbol}`));
+            // A missing or odd price leaves the asset unpriced; the valuation is then incomplete and decides nothing.
+            if (last === undefined || !/^\d+(\.\d+)?$/.test(String(last))) continue;
+            prices[ex.markets![symbol]!.base] = String(last);
           }
         }
         return { venue, balances, prices, positions, asOf: new Date().toISOString() };
@@ -139,39 +112,89 @@ export function createActivities(deps: ActivityDeps) {
 
     /**
      * One emergency pass over a venue: cancel every open order, normal and conditional, symbol by symbol with the
-     * venue's cancel-all endpoint, then re-fetch to verify. Heartbeats after each symbol so that a retry after a
-     * worker crash resumes the count; cancelling is idempotent, so redoing a symbol is harmless.
-     * `OrderNotFound` on cancel ("already gone") is accepted only because the re-fetch below confirms it.
+     * venue's cancel-all endpoint, then re-fetch to verify. Cancelling is idempotent, so a retry after a worker
+     * crash simply redoes what is left; it resumes the count from the last heartbeat.
+     * "Unknown order" (-2011) on cancel means "already gone" only because the re-fetch below confirms it.
      */
     async cancelAllOpenOrders(venue: string): Promise<CancelPass> {
       const client = requireVenue(deps, venue);
-      const ctx = Context.current();
-      const previous = ctx.info.heartbeatDetails as { cancelled?: number } | undefined;
+      const previous = Context.current().info.heartbeatDetails as { cancelled?: number } | undefined;
       let cancelled = previous?.cancelled ?? 0;
+      let step = 'listing';
       try {
-        await client.exchange.loadMarkets();
-        const open = await fetchOpenOrderRefs(client);
-        const groups = new Map<string, OpenOrderRef & { count: number }>();
-        for (const ref of open) {
-          const key = `${ref.book}:${ref.symbol}`;
-          const group = groups.get(key) ?? { ...ref, count: 0 };
-          group.count += 1;
-          groups.set(key, group);
-        }
-        for (const group of groups.values()) {
-          try {
-            await client.exchange.cancelAllOrders(group.symbol, group.book === 'conditional' ? { trigger: true } : {});
-            cancelled += group.count;
-          } catch (err) {
-            if (!(err instanceof ccxt.OrderNotFound)) throw err;
-          }
-          ctx.heartbeat({ cancelled, symbol: group.symbol, book: group.book });
-        }
-        const openAfter = (await fetchOpenOrderRefs(client)).length;
-        return { venue, cancelled, openAfter };
+        return await heartbeating(
+          () => ({ cancelled, step }),
+          async () => {
+            const groups = new Map<string, { book: OrderBookName; symbol: string; count: number }>();
+            for (const book of client.books.books) {
+              for (const order of await client.books.listOpen(book)) {
+                const key = `${book}:${order.symbol}`;
+                const group = groups.get(key) ?? { book, symbol: order.symbol, count: 0 };
+                group.count += 1;
+                groups.set(key, group);
+              }
+            }
+            // Nothing open: the listing itself is the verification.
+            if (groups.size === 0) return { venue, cancelled, openAfter: 0 };
+            for (const group of groups.values()) {
+              step = `cancelling ${group.book} ${group.symbol}`;
+              try {
+                await client.books.cancelAll(group.book, group.symbol);
+                cancelled += group.count;
+              } catch (err) {
+                if (!(err instanceof ccxt.OrderNotFound)) throw err;
+              }
+            }
+            step = 'verifying';
+            let openAfter = 0;
+            for (const book of client.books.books) openAfter += (await client.books.listOpen(book)).length;
+            return { venue, cancelled, openAfter };
+          },
+        );
       } catch (err) {
         throw classifyExchangeError(err, venue);
       }
+    },
+
+    /**
+     * Closes every open perpetual position with reduce-only market orders sized from a fresh positions fetch, then
+     * re-fetches to verify. Reduce-only means a stale size can shrink a position but never flip it.
+     */
+    async closePositions(venue: string): Promise<ClosePass> {
+      const client = requireVenue(deps, venue);
+      let closed = 0;
+      try {
+        return await heartbeating(
+          () => ({ closed }),
+          async () => {
+            for (const position of await client.books.positions()) {
+              try {
+                await client.books.closeReduceOnly(position);
+                closed += 1;
+              } catch (err) {
+                // Already closed (by a retry or a fill): the re-fetch below decides.
+                if (!(err instanceof ccxt.InvalidOrder)) throw err;
+              }
+            }
+            return { venue, closed, remaining: (await client.books.positions()).length };
+          },
+        );
+      } catch (err) {
+        throw classifyExchangeError(err, venue);
+      }
+    },
+
+    /** Logs an alert and, if a webhook is configured, POSTs it there. Never carries secrets. */
+    async sendAlert(alert: Alert): Promise<void> {
+      Context.current().log.warn(`ALERT ${alert.kind}: ${alert.message}`, { ...alert });
+      if (!deps.alertWebhookUrl) return;
+      const response = await fetch(deps.alertWebhookUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(alert),
+        signal: AbortSignal.timeout(5_000),
+      });
+      if (!response.ok) throw new Error(`alert webhook answered ${response.status}`);
     },
   };
 }

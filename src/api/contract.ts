@@ -76,6 +76,15 @@ export interface ReportAnswer extends GuardStateView {
   outcome: 'accepted' | 'duplicate' | 'stale';
 }
 
+/** An alert the guard raises (trip, venue refusing credentials, ...). Carries no secrets. */
+export interface Alert {
+  kind: 'CircuitBreakerTriggered' | 'VenueAuthFailed' | 'VenueRejected' | 'ShutdownComplete';
+  accountId: string;
+  venue?: string;
+  message: string;
+  at: string;
+}
+
 /** Fire-and-forget report from a bot. Invalid payloads are dropped and recorded as `ReportRejected` events. */
 export const balanceReportSignal = defineSignal<[BalanceReport]>('balanceReport');
 /** Same payload as {@link balanceReportSignal}; answers with the resulting state or a validation error. */

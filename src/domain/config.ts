@@ -15,6 +15,7 @@ export const VENUE_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,39}$/;
 export const DEFAULT_WARNING_PCT = '3';
 export const DEFAULT_THRESHOLD_PCT = '5';
 export const DEFAULT_VALUATION_INTERVAL_SECONDS = 60;
+export const DEFAULT_SWEEP_INTERVAL_SECONDS = 30;
 
 /** A validated account configuration, as carried in the guard's input and state. */
 export interface AccountConfig {
@@ -33,6 +34,11 @@ export interface AccountConfig {
   venues: string[];
   /** How often the guard values the account itself, whatever bots report. @default 60 */
   valuationIntervalSeconds: number;
+  /**
+   * While Triggered: how often every venue is swept again for orders placed after the trigger, and how soon a venue
+   * that refused the shutdown (e.g. revoked credentials) is retried. @default 30
+   */
+  sweepIntervalSeconds: number;
 }
 
 /** What an operator may send: the same fields, with defaults for the optional ones. */
@@ -51,6 +57,7 @@ const schema = z
       .min(1, 'must list at least one venue')
       .refine((v) => new Set(v).size === v.length, 'must not list a venue twice'),
     valuationIntervalSeconds: z.int().min(1).max(86_400).default(DEFAULT_VALUATION_INTERVAL_SECONDS),
+    sweepIntervalSeconds: z.int().min(1).max(3_600).default(DEFAULT_SWEEP_INTERVAL_SECONDS),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -16,7 +16,9 @@ export type GuardEvent =
   | RiskEvent
   | { type: 'ReportRejected'; at: string; error: string }
   | { type: 'VenueShutdownFailed'; at: string; venue: string; error: string }
-  | { type: 'VenueReadFailed'; at: string; venue: string; error: string };
+  | { type: 'VenueReadFailed'; at: string; venue: string; error: string }
+  /** A sweep while Triggered found and cancelled orders placed after the trigger. */
+  | { type: 'OrdersSwept'; at: string; venue: string; cancelled: number };
 
 export interface VenueState {
   /** Highest `seq` accepted from bots; null before the first report. */
@@ -26,11 +28,15 @@ export interface VenueState {
 
 /** Emergency-shutdown progress of one venue, shown in the `state` query. */
 export interface VenueShutdownProgress {
-  status: 'pending' | 'cancelling' | 'flat' | 'failed';
-  /** Orders this shutdown has cancelled so far. */
+  status: 'pending' | 'cancelling' | 'closing' | 'flat' | 'failed';
+  /** Orders cancelled since the trigger (shutdown and sweeps). */
   cancelled: number;
   /** Open orders seen at the last check; null before the first. */
   openOrders: number | null;
+  /** Positions closed since the trigger (only with autoClosePositions). */
+  positionsClosed?: number;
+  /** Open positions seen at the last check (only with autoClosePositions). */
+  openPositions?: number | null;
   attempts: number;
   lastError?: string;
   updatedAt: string;
@@ -194,6 +200,11 @@ export function recordShutdownProgress(state: GuardState, venue: string, progres
     return withEvents(next, [{ type: 'VenueShutdownFailed', at: progress.updatedAt, venue, error: progress.lastError ?? 'unknown error' }]);
   }
   return next;
+}
+
+/** Records that a sweep while Triggered cancelled orders placed after the trigger. */
+export function recordSweep(state: GuardState, venue: string, cancelled: number, at: string): GuardState {
+  return cancelled > 0 ? withEvents(state, [{ type: 'OrdersSwept', at, venue, cancelled }]) : state;
 }
 
 /** Every venue confirmed flat: the shutdown is done and recorded once. */

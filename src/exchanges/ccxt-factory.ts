@@ -2,6 +2,7 @@
  * Builds ccxt exchange instances for configured venues.
  */
 import ccxt, { Exchange } from 'ccxt';
+import { BinanceBooks } from './binance-books';
 import { Credentials, SUPPORTED_EXCHANGES, VenueKind, VenueSpec } from './venues';
 
 /** A venue as the activities see it: its id, what it trades, and a ready ccxt instance. */
@@ -9,6 +10,8 @@ export interface VenueClient {
   id: string;
   kind: VenueKind;
   exchange: Exchange;
+  /** Shape-checked access to the venue's order books, positions and balances. */
+  books: BinanceBooks;
 }
 
 /**
@@ -48,5 +51,5 @@ export function createVenueClient(spec: VenueSpec, credentials: Credentials): Ve
   // Amounts come back as strings so that they reach decimal.js without passing through a double.
   exchange.number = String as unknown as typeof Number;
   if (spec.routeTo) exchange.fetchImplementation = routedFetch(spec.routeTo);
-  return { id: spec.id, kind, exchange };
+  return { id: spec.id, kind, exchange, books: new BinanceBooks(exchange, kind, spec.id) };
 }

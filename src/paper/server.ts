@@ -7,6 +7,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import Fastify, { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ZERO, toDecimalString } from '../domain/money';
 import { NewPaperOrder, PaperBookError, PaperExchange, PaperMarket, PaperOrder, PaperSeed, QUOTE } from './exchange';
+import { FaultInjector, FaultRuleInput } from './faults';
 
 export interface PaperCredentials {
   apiKey: string;
@@ -20,12 +21,15 @@ export interface PaperServerOptions {
   port?: number;
   /** Binance's default recvWindow is 5000 ms. */
   maxRecvWindowMs?: number;
+  /** Seed for probabilistic faults. */
+  faultSeed?: number;
 }
 
 export interface PaperServer {
   url: string;
   port: number;
   exchange: PaperExchange;
+  faults: FaultInjector;
   app: FastifyInstance;
   close(): Promise<void>;
 }
@@ -49,6 +53,42 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   const app = Fastify({ logger: false });
   const secrets = new Map(options.credentials.map((c) => [c.apiKey, c.secret]));
   const maxRecvWindow = options.maxRecvWindowMs ?? 60_000;
+  const faults = new FaultInjector(options.faultSeed ?? 1);
+
+  // Faults apply to the venue endpoints only, never to the control API.
+  app.addHook('onRequest', async (req, reply) => {
+    const path = (req.raw.url ?? '').split('?')[0]!;
+    if (path.startsWith('/control')) return;
+    const rule = faults.match(req.method, path);
+    if (!rule) return;
+    switch (rule.kind) {
+      case 'http429':
+        return binanceError(reply, 429, -1003, 'Too many requests; current limit is 6000 request weight per 1 MINUTE.');
+      case 'http418':
+        return binanceError(reply, 418, -1003, `Way too many requests; IP banned until ${Date.now() + 60_000}.`);
+      case 'timestamp':
+        return binanceError(reply, 400, -1021, 'Timestamp for this request is outside of the recvWindow.');
+      case 'http5xx':
+        return reply.code(503).type('text/html').send('<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>');
+      case 'unknownOrder':
+        return binanceError(reply, 400, -2011, 'Unknown order sent.');
+      case 'auth':
+        return binanceError(reply, 401, -2015, 'Invalid API-key, IP, or permissions for action.');
+      case 'malformed':
+        return reply.code(200).send({ unexpected: 'shape', rows: null });
+      case 'drop':
+        req.raw.socket.destroy();
+        return reply;
+      case 'delay':
+        await new Promise((r) => setTimeout(r, rule.delayMs ?? 30_000));
+        return;
+      case 'hold':
+        await faults.hold(rule, req.method, path);
+        return;
+      default:
+        return;
+    }
+  });
 
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
@@ -348,8 +388,34 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   app.post<{ Body: NewPaperOrder }>('/control/orders', async (req) => exchange.placeOrder(req.body));
   app.get('/control/orders', async () => [...exchange.orders.values()]);
   app.get('/control/state', async () => exchange.snapshot());
+  app.post<{ Body: FaultRuleInput }>('/control/faults', async (req, reply) => {
+    try {
+      return faults.add(req.body);
+    } catch (err) {
+      return reply.code(400).send({ error: (err as Error).message });
+    }
+  });
+  app.get('/control/faults', async () => ({ rules: faults.list(), applied: faults.applied.length }));
+  app.delete('/control/faults', async () => {
+    faults.clear();
+    return { rules: [] };
+  });
+  app.get('/control/holds', async () => [...faults.held.values()].map(({ release: _release, ...h }) => h));
+  app.post<{ Params: { id: string } }>('/control/holds/:id/release', async (req, reply) =>
+    faults.release(Number(req.params.id)) ? { released: true } : reply.code(404).send({ error: 'no such held request' }),
+  );
 
   const address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
   const port = (app.server.address() as { port: number }).port;
-  return { url: address, port, exchange, app, close: () => app.close() };
+  return {
+    url: address,
+    port,
+    exchange,
+    faults,
+    app,
+    close: async () => {
+      faults.clear();
+      await app.close();
+    },
+  };
 }

@@ -21,6 +21,7 @@ import {
   BreakerAccountAttribute,
   BreakerLossPctAttribute,
   BreakerStateAttribute,
+  Alert,
   GuardInput,
   GuardStateView,
   OperatorRequest,
@@ -37,6 +38,7 @@ import { parseAccountConfig } from '../domain/config';
 import {
   GuardState,
   Step,
+  VenueShutdownProgress,
   confirmShutdown,
   createGuardState,
   evaluate,
@@ -45,6 +47,7 @@ import {
   receiveVenueHoldings,
   recordReadFailure,
   recordShutdownProgress,
+  recordSweep,
   rejectReport,
   venuesNeedingValuation,
 } from '../domain/guard';
@@ -58,19 +61,23 @@ const { readVenue } = proxyActivities<GuardActivities>({
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
 });
 
-const { cancelAllOpenOrders } = proxyActivities<GuardActivities>({
+const { cancelAllOpenOrders, closePositions } = proxyActivities<GuardActivities>({
   startToCloseTimeout: '2 minutes',
-  // A worker killed mid-pass is noticed within the heartbeat timeout and the pass resumes on another worker.
-  heartbeatTimeout: '10 seconds',
-  // Unlimited attempts: network trouble never ends a shutdown. Auth and rejected requests are non-retryable
-  // failures raised by the activity and come back to the workflow at once.
+  // The activities heartbeat every second; a worker killed mid-pass is noticed within 3 s and the pass is retried
+  // on a live worker, where it redoes what is left (cancel-all and reduce-only closes are idempotent).
+  heartbeatTimeout: '3 seconds',
+  // Unlimited attempts: network trouble never ends a shutdown. Auth failures and rejected requests are raised as
+  // non-retryable failures by the activity and come back to the workflow at once.
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
 
-/** Pause between cancel passes while a venue still shows open orders (a bot placing orders after the trigger). */
+const { sendAlert } = proxyActivities<GuardActivities>({
+  startToCloseTimeout: '15 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
+});
+
+/** Pause between passes while a venue still shows open orders or positions (a bot still placing orders). */
 const PASS_INTERVAL = '1 second';
-/** Pause before retrying a venue whose credentials or requests were refused; an operator must fix it meanwhile. */
-const FAILED_VENUE_RETRY = '30 seconds';
 
 const now = () => new Date().toISOString();
 
@@ -84,7 +91,7 @@ function failureMessage(err: unknown): string {
 }
 
 /** The `state` query's view of the guard. */
-export function viewOf(state: GuardState, shutdownRunning: boolean): GuardStateView {
+export function viewOf(state: GuardState, flattening: boolean): GuardStateView {
   const v = state.lastValuation;
   return {
     accountId: state.config.accountId,
@@ -101,7 +108,7 @@ export function viewOf(state: GuardState, shutdownRunning: boolean): GuardStateV
     perVenueValue: v ? v.perVenue : {},
     lastSeq: Object.fromEntries(Object.entries(state.venues).map(([venue, s]) => [venue, s.lastSeq])),
     shutdown: state.shutdown,
-    shutdownInProgress: shutdownRunning || state.pendingShutdown !== undefined,
+    shutdownInProgress: state.pendingShutdown !== undefined || (flattening && state.breaker.name === 'Triggered'),
     counters: state.counters,
   };
 }
@@ -122,12 +129,17 @@ function requireOperator(request: OperatorRequest): void {
 export async function accountGuard(input: GuardInput): Promise<void> {
   const parsed = parseAccountConfig(input.config);
   if (!parsed.ok) throw ApplicationFailure.nonRetryable(parsed.error, 'InvalidAccountConfig');
-  let state: GuardState = input.state ?? createGuardState(parsed.value);
+  // The config is re-validated on every run, so that a run continued from an older version's state gets the
+  // defaults of fields added since.
+  let state: GuardState = input.state ? { ...input.state, config: parsed.value } : createGuardState(parsed.value);
 
   /** Venues the guard must read itself before the next evaluation. */
   const toRead = new Set<string>(input.state ? [] : state.config.venues);
   let readRounds = 0;
-  let shutdownRunning = false;
+  /** A shutdown or sweep is under way (continue-as-new waits for it). */
+  let flattening = false;
+  /** When the next shutdown attempt or sweep is due (workflow time); 0 = now, e.g. right after a trigger. */
+  let nextFlattenAt = state.breaker.name === 'Triggered' && !state.pendingShutdown ? Date.now() + state.config.sweepIntervalSeconds * 1_000 : 0;
   let published = { state: '', lossPct: '' };
 
   function publish(): void {
@@ -145,6 +157,10 @@ export async function accountGuard(input: GuardInput): Promise<void> {
   function apply(step: Step): void {
     state = step.state;
     publish();
+    if (step.commands.some((c) => c.type === 'EmergencyShutdown') && state.breaker.name === 'Triggered') {
+      nextFlattenAt = 0;
+      alert('CircuitBreakerTriggered', `loss ${state.breaker.lossPct} % of capital; cancelling every open order on every venue`);
+    }
   }
 
   /** Values the account; if something is unknown, asks the main loop to read those venues. */
@@ -178,7 +194,7 @@ export async function accountGuard(input: GuardInput): Promise<void> {
   }
 
   // Handlers first, so that no message delivered with the first workflow task is missed.
-  setHandler(stateQuery, () => viewOf(state, shutdownRunning));
+  setHandler(stateQuery, () => viewOf(state, flattening));
   setHandler(eventsQuery, () => state.events);
   setHandler(snapshotQuery, () => state);
 
@@ -197,7 +213,7 @@ export async function accountGuard(input: GuardInput): Promise<void> {
         const round = readRounds;
         await condition(() => readRounds > round);
       }
-      return { ...viewOf(state, shutdownRunning), outcome };
+      return { ...viewOf(state, flattening), outcome };
     },
     { validator: validateReport },
   );
@@ -214,7 +230,7 @@ export async function accountGuard(input: GuardInput): Promise<void> {
       if (step.rejection) throw ApplicationFailure.nonRetryable(step.rejection, 'NotAllowedInThisState');
       apply(step);
       if (type !== 'DisableRequested') evaluateNow();
-      return viewOf(state, shutdownRunning);
+      return viewOf(state, flattening);
     },
   });
   for (const [definition, type] of [
@@ -245,59 +261,114 @@ export async function accountGuard(input: GuardInput): Promise<void> {
     readRounds += 1;
   }
 
-  /** Cancels and verifies one venue until it shows zero open orders; retries a refused venue until it works. */
-  async function flattenVenue(venue: string): Promise<void> {
-    let cancelled = state.shutdown[venue]?.cancelled ?? 0;
-    let attempts = state.shutdown[venue]?.attempts ?? 0;
-    while (state.breaker.name === 'Triggered') {
-      attempts += 1;
-      state = recordShutdownProgress(state, venue, { status: 'cancelling', cancelled, openOrders: state.shutdown[venue]?.openOrders ?? null, attempts, updatedAt: now() });
-      try {
-        const pass = await cancelAllOpenOrders(venue);
-        cancelled += pass.cancelled;
-        const flat = pass.openAfter === 0;
-        state = recordShutdownProgress(state, venue, { status: flat ? 'flat' : 'cancelling', cancelled, openOrders: pass.openAfter, attempts, updatedAt: now() });
-        if (flat) return;
-        await sleep(PASS_INTERVAL);
-      } catch (err) {
-        const type = failureType(err);
-        const error = `${type ?? 'Error'}: ${failureMessage(err)}`;
-        state = recordShutdownProgress(state, venue, { status: 'failed', cancelled, openOrders: state.shutdown[venue]?.openOrders ?? null, attempts, lastError: error, updatedAt: now() });
-        log.error('venue shutdown failed; retrying later', { venue, error, alert: type === VenueFailureType.AuthFailed });
-        await sleep(FAILED_VENUE_RETRY);
-      }
-    }
+  function alert(kind: Alert['kind'], message: string, venue?: string): void {
+    // Not awaited: an alert channel that is down must not delay a shutdown. The activity retries on its own.
+    sendAlert({ kind, accountId: state.config.accountId, message, at: now(), ...(venue ? { venue } : {}) }).catch((err) =>
+      log.error('alert could not be delivered', { kind, error: failureMessage(err) }),
+    );
   }
 
-  async function runShutdown(): Promise<void> {
-    shutdownRunning = true;
+  function progress(venue: string, update: Partial<VenueShutdownProgress>): void {
+    const current: VenueShutdownProgress = state.shutdown[venue] ?? { status: 'pending', cancelled: 0, openOrders: null, attempts: 0, updatedAt: now() };
+    state = recordShutdownProgress(state, venue, { ...current, ...update, updatedAt: now() });
+  }
+
+  /**
+   * Cancels (and, with auto-close, closes positions) on one venue until it confirms zero open orders (and zero
+   * positions). Network trouble is retried inside the activity; a refusal (credentials, permissions) ends this
+   * attempt with the venue marked failed and an alert, and the main loop tries again after the sweep interval.
+   * @returns orders cancelled by this call, or 'failed'
+   */
+  async function flattenVenue(venue: string, closing: boolean): Promise<number | 'failed'> {
+    let cancelledHere = 0;
+    while (state.breaker.name === 'Triggered') {
+      // A sweep of a venue that is already flat stays "flat" unless it finds something.
+      const wasFlat = state.shutdown[venue]?.status === 'flat';
+      progress(venue, { status: wasFlat ? 'flat' : 'cancelling', attempts: (state.shutdown[venue]?.attempts ?? 0) + 1 });
+      try {
+        const pass = await cancelAllOpenOrders(venue);
+        // pass.cancelled counts from this activity's start (including its own retries).
+        cancelledHere += pass.cancelled;
+        const foundOrders = pass.cancelled > 0 || pass.openAfter > 0;
+        progress(venue, {
+          cancelled: (state.shutdown[venue]?.cancelled ?? 0) + pass.cancelled,
+          openOrders: pass.openAfter,
+          ...(foundOrders ? { status: 'cancelling' as const } : {}),
+        });
+        if (pass.openAfter > 0) {
+          await sleep(PASS_INTERVAL);
+          continue;
+        }
+        if (closing) {
+          if (!wasFlat) progress(venue, { status: 'closing' });
+          const close = await closePositions(venue);
+          progress(venue, { positionsClosed: (state.shutdown[venue]?.positionsClosed ?? 0) + close.closed, openPositions: close.remaining });
+          if (close.remaining > 0) {
+            await sleep(PASS_INTERVAL);
+            continue;
+          }
+        }
+        progress(venue, { status: 'flat', lastError: undefined });
+        return cancelledHere;
+      } catch (err) {
+        const type = failureType(err) ?? 'Error';
+        const error = `${type}: ${failureMessage(err)}`;
+        const firstFailure = state.shutdown[venue]?.status !== 'failed';
+        progress(venue, { status: 'failed', lastError: error });
+        if (firstFailure) alert(type === VenueFailureType.AuthFailed ? 'VenueAuthFailed' : 'VenueRejected', `${venue} refused the emergency shutdown: ${error}`, venue);
+        return 'failed';
+      }
+    }
+    return cancelledHere;
+  }
+
+  /**
+   * Flattens every venue in parallel. As the shutdown after a trigger, confirms it (SystemShutdown, once) when every
+   * venue is flat; as a sweep, records what it found. Either way a failed venue is retried at the next sweep.
+   */
+  async function flattenAll(kind: 'shutdown' | 'sweep'): Promise<void> {
+    flattening = true;
     try {
-      await Promise.all(state.config.venues.map((venue) => flattenVenue(venue)));
-      if (state.breaker.name === 'Triggered' && state.config.venues.every((v) => state.shutdown[v]?.status === 'flat')) {
+      const closing = state.pendingShutdown?.closePositions ?? state.config.autoClosePositions;
+      const results = await Promise.all(state.config.venues.map((venue) => flattenVenue(venue, closing)));
+      if (state.breaker.name !== 'Triggered') return;
+      if (kind === 'sweep') {
+        results.forEach((cancelled, i) => {
+          if (typeof cancelled === 'number') state = recordSweep(state, state.config.venues[i]!, cancelled, now());
+        });
+      }
+      if (results.every((r) => r !== 'failed') && state.pendingShutdown) {
         apply({ state: confirmShutdown(state, now()), commands: [] });
+        alert('ShutdownComplete', `every venue confirmed zero open orders${closing ? ' and zero positions' : ''}`);
       }
     } finally {
-      shutdownRunning = false;
+      flattening = false;
+      nextFlattenAt = Date.now() + state.config.sweepIntervalSeconds * 1_000;
     }
   }
 
   publish();
-  const interval = `${state.config.valuationIntervalSeconds} seconds` as const;
+  let nextValuationAt = Date.now() + state.config.valuationIntervalSeconds * 1_000;
+  const flattenDue = () => state.breaker.name === 'Triggered' && !flattening && nextFlattenAt <= Date.now();
   for (;;) {
-    if (state.pendingShutdown && !shutdownRunning && state.breaker.name === 'Triggered') {
-      // Not awaited: reports, queries and valuations go on while venues are being flattened.
-      void runShutdown();
-    }
-    const woken = await condition(
+    // Not awaited: reports, queries and valuations go on while venues are being flattened.
+    if (flattenDue()) void flattenAll(state.pendingShutdown ? 'shutdown' : 'sweep');
+    const wasFlattening = flattening;
+    const wakeAt = Math.min(nextValuationAt, state.breaker.name === 'Triggered' && !flattening ? nextFlattenAt : Infinity);
+    await condition(
       () =>
         toRead.size > 0 ||
-        (state.pendingShutdown !== undefined && !shutdownRunning && state.breaker.name === 'Triggered') ||
-        (workflowInfo().continueAsNewSuggested && !shutdownRunning),
-      interval,
+        flattenDue() ||
+        (wasFlattening && !flattening) ||
+        (workflowInfo().continueAsNewSuggested && !flattening),
+      Math.max(wakeAt - Date.now(), 1),
     );
-    if (!woken) for (const venue of state.config.venues) toRead.add(venue);
+    if (Date.now() >= nextValuationAt) {
+      for (const venue of state.config.venues) toRead.add(venue);
+      nextValuationAt = Date.now() + state.config.valuationIntervalSeconds * 1_000;
+    }
     if (toRead.size > 0) await readVenues();
-    if (workflowInfo().continueAsNewSuggested && !shutdownRunning) {
+    if (workflowInfo().continueAsNewSuggested && !flattening) {
       await condition(allHandlersFinished);
       await continueAsNew<typeof accountGuard>({ config: state.config, state });
     }

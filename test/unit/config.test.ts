@@ -13,6 +13,7 @@ describe('account config', () => {
         thresholdPct: '5',
         autoClosePositions: false,
         valuationIntervalSeconds: 60,
+        sweepIntervalSeconds: 30,
       },
     });
   });
@@ -32,6 +33,7 @@ describe('account config', () => {
     [{ accountId: '' }, 'config.accountId'],
     [{ accountId: 'a/b' }, 'config.accountId'],
     [{ valuationIntervalSeconds: 0 }, 'config.valuationIntervalSeconds'],
+    [{ sweepIntervalSeconds: 0.5 }, 'config.sweepIntervalSeconds'],
     [{ surprise: true }, 'surprise'],
   ])('rejects %p', (override, message) => {
     const parsed = parseAccountConfig({ ...valid, ...override });
