@@ -32,8 +32,9 @@ async function waitFor<T>(what: string, read: () => Promise<T>, done: (v: T) => 
 }
 
 async function main(): Promise<number> {
-  // The worker's own INFO lines would bury the demo's story; warnings and errors still show.
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  // The worker's own INFO lines would bury the demo's story; warnings and errors (alerts among them) still show,
+  // one line each.
+  Runtime.install({ logger: new DefaultLogger('WARN', (entry) => out(`  ${entry.level === 'WARN' ? '⚠' : '✗'} ${entry.message}`)) });
   out('portfolio-breaker demo: a guard trips on a paper exchange');
   out('=========================================================');
   let devServer: DevServer | undefined;

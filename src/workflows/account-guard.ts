@@ -159,7 +159,7 @@ export async function accountGuard(input: GuardInput): Promise<void> {
     publish();
     if (step.commands.some((c) => c.type === 'EmergencyShutdown') && state.breaker.name === 'Triggered') {
       nextFlattenAt = 0;
-      alert('CircuitBreakerTriggered', `loss ${state.breaker.lossPct} % of capital; cancelling every open order on every venue`);
+      alert('CircuitBreakerTriggered', `loss ${toDecimalString(new Decimal(state.breaker.lossPct), 2)} % of capital; cancelling every open order on every venue`);
     }
   }
 
