@@ -138,6 +138,7 @@ export async function accountGuard(input: GuardInput): Promise<void> {
   let readRounds = 0;
   /** A shutdown or sweep is under way (continue-as-new waits for it). */
   let flattening = false;
+  let alertsInFlight = 0;
   /** When the next shutdown attempt or sweep is due (workflow time); 0 = now, e.g. right after a trigger. */
   let nextFlattenAt = state.breaker.name === 'Triggered' && !state.pendingShutdown ? Date.now() + state.config.sweepIntervalSeconds * 1_000 : 0;
   let published = { state: '', lossPct: '' };
@@ -262,10 +263,12 @@ export async function accountGuard(input: GuardInput): Promise<void> {
   }
 
   function alert(kind: Alert['kind'], message: string, venue?: string): void {
-    // Not awaited: an alert channel that is down must not delay a shutdown. The activity retries on its own.
-    sendAlert({ kind, accountId: state.config.accountId, message, at: now(), ...(venue ? { venue } : {}) }).catch((err) =>
-      log.error('alert could not be delivered', { kind, error: failureMessage(err) }),
-    );
+    // Not awaited: an alert channel that is down must not delay a shutdown. The activity retries on its own;
+    // continue-as-new waits for alerts in flight, which would otherwise be dropped with the run.
+    alertsInFlight += 1;
+    sendAlert({ kind, accountId: state.config.accountId, message, at: now(), ...(venue ? { venue } : {}) })
+      .catch((err) => log.error('alert could not be delivered', { kind, error: failureMessage(err) }))
+      .finally(() => (alertsInFlight -= 1));
   }
 
   function progress(venue: string, update: Partial<VenueShutdownProgress>): void {
@@ -369,7 +372,7 @@ export async function accountGuard(input: GuardInput): Promise<void> {
     }
     if (toRead.size > 0) await readVenues();
     if (workflowInfo().continueAsNewSuggested && !flattening) {
-      await condition(allHandlersFinished);
+      await condition(() => allHandlersFinished() && alertsInFlight === 0);
       await continueAsNew<typeof accountGuard>({ config: state.config, state });
     }
   }

@@ -1,0 +1,81 @@
+/**
+ * A guard worker in its own process (`src/worker.ts`), so that crash tests can SIGKILL it like a real deployment.
+ * Venue credentials reach it through its environment, exactly as in production.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+
+const ROOT = path.resolve(__dirname, '../..');
+
+export interface WorkerProcessOptions {
+  address: string;
+  taskQueue: string;
+  workflowBundle: string;
+  paperUrl: string;
+  credentials: { apiKey: string; secret: string };
+  alertWebhookUrl?: string;
+  /** ccxt request timeout per venue; short in fault tests so that a delayed answer times out quickly. */
+  timeoutMs?: number;
+}
+
+export class WorkerProcess {
+  private constructor(readonly child: ChildProcess, private output: string[]) {}
+
+  static async start(o: WorkerProcessOptions): Promise<WorkerProcess> {
+    const venues = [
+      { id: 'binance-spot', exchange: 'binance', routeTo: o.paperUrl, timeoutMs: o.timeoutMs ?? 3_000, rateLimitMs: 1 },
+      { id: 'binance-usdm', exchange: 'binanceusdm', routeTo: o.paperUrl, timeoutMs: o.timeoutMs ?? 3_000, rateLimitMs: 1 },
+    ];
+    // node itself, with tsx as a loader: the tsx CLI would run the worker in a grandchild that SIGKILL never reaches.
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        TEMPORAL_ADDRESS: o.address,
+        BREAKER_TASK_QUEUE: o.taskQueue,
+        BREAKER_WORKFLOW_BUNDLE: o.workflowBundle,
+        BREAKER_VENUES: JSON.stringify(venues),
+        BINANCE_SPOT_API_KEY: o.credentials.apiKey,
+        BINANCE_SPOT_SECRET: o.credentials.secret,
+        BINANCE_USDM_API_KEY: o.credentials.apiKey,
+        BINANCE_USDM_SECRET: o.credentials.secret,
+        ...(o.alertWebhookUrl ? { ALERT_WEBHOOK_URL: o.alertWebhookUrl } : {}),
+      },
+    });
+    const output: string[] = [];
+    const worker = new WorkerProcess(child, output);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`worker did not start within 60 s:\n${output.join('')}`)), 60_000);
+      const onData = (chunk: Buffer) => {
+        output.push(chunk.toString());
+        if (output.join('').includes('worker ready')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`worker exited with ${code} while starting:\n${output.join('')}`));
+      });
+    });
+    child.removeAllListeners('exit');
+    return worker;
+  }
+
+  /** What the worker printed (for failure messages, and to check that no secret was ever logged). */
+  get log(): string {
+    return this.output.join('');
+  }
+
+  /** SIGKILL: no graceful shutdown, no chance to finish or report anything. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((r) => this.child.once('exit', r));
+    this.child.kill('SIGKILL');
+    await exited;
+  }
+}
