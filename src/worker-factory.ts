@@ -28,5 +28,8 @@ export async function createGuardWorker(options: GuardWorkerOptions): Promise<Wo
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: workflowsPath() }),
     activities: createActivities({ venues: options.venues, alertWebhookUrl: options.alertWebhookUrl }),
+    // When a worker dies, its guards' workflow tasks wait this long on its sticky queue before another worker takes
+    // them; the default 10 s would add to every recovery.
+    stickyQueueScheduleToStartTimeout: '3 seconds',
   });
 }
