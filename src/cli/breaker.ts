@@ -91,6 +91,7 @@ export function buildProgram(): Command {
     .option('--reference <currency>', 'reference currency', 'USDT')
     .option('--auto-close', 'close positions after the cancels are confirmed', false)
     .option('--interval <seconds>', 'how often the guard values the account itself', '60')
+    .option('--sweep-interval <seconds>', 'while Triggered, how often every venue is swept again', '30')
     .action(
       action(program, async (breaker, account: string, o: Record<string, string | boolean>) => {
         const interval = Number(o.interval);
@@ -103,6 +104,7 @@ export function buildProgram(): Command {
           referenceCurrency: String(o.reference) as 'USDT',
           autoClosePositions: o.autoClose === true,
           valuationIntervalSeconds: interval,
+          sweepIntervalSeconds: Number(o.sweepInterval),
         });
         console.log(`guard ${handle.workflowId} is running`);
       }),

@@ -90,6 +90,46 @@ describe('cancelAllOpenOrders', () => {
   });
 });
 
+describe('closePositions', () => {
+  it('closes longs and shorts with reduce-only market orders and verifies zero, never flipping', async () => {
+    paper.exchange.seed({ positions: [{ symbol: 'ETHUSDT', positionAmt: '-2.5', entryPrice: '2000' }] });
+    const result = await activityEnv().run(activities().closePositions, 'perp');
+    expect(result).toEqual({ venue: 'perp', closed: 2, remaining: 0 });
+    expect(paper.exchange.snapshot().positions).toEqual([]);
+    // Spot has no positions to close.
+    expect(await activityEnv().run(activities().closePositions, 'spot')).toEqual({ venue: 'spot', closed: 0, remaining: 0 });
+  });
+
+  it('a reduce-only order larger than what is left (a bot closed part meanwhile) still cannot flip the position', async () => {
+    const acts = activities();
+    paper.exchange.seed({ orders: [] });
+    // Simulate the race: shrink the position after the activity fetched it, by closing half first.
+    paper.exchange.placeOrder({ market: 'futures', symbol: 'BTCUSDT', side: 'SELL', type: 'MARKET', quantity: '0.05', reduceOnly: true });
+    expect(await activityEnv().run(acts.closePositions, 'perp')).toEqual({ venue: 'perp', closed: 1, remaining: 0 });
+    expect(paper.exchange.positions.size).toBe(0);
+  });
+});
+
+describe('malformed answers are never read as zero', () => {
+  it.each([
+    ['GET /api/v3/openOrders', 'cancelAllOpenOrders', 'spot'],
+    ['GET /fapi/v1/openAlgoOrders', 'cancelAllOpenOrders', 'perp'],
+    ['GET /api/v3/account', 'readVenue', 'spot'],
+    ['GET /fapi/v3/positionRisk', 'closePositions', 'perp'],
+  ] as const)('%s with a 200 of the wrong shape fails %s as a retryable malformed response', async (endpoint, activity, venue) => {
+    paper.faults.add({ endpoint, kind: 'malformed', count: 1 });
+    const acts = activities();
+    const attempt: Promise<unknown> =
+      activity === 'readVenue'
+        ? activityEnv().run(acts.readVenue, venue, 'USDT')
+        : activity === 'closePositions'
+          ? activityEnv().run(acts.closePositions, venue)
+          : activityEnv().run(acts.cancelAllOpenOrders, venue);
+    await expect(attempt).rejects.toMatchObject({ type: VenueFailureType.MalformedResponse, nonRetryable: false });
+    expect(paper.exchange.snapshot().openOrders.total).toBe(7);
+  });
+});
+
 describe('paper exchange authentication', () => {
   const sign = (query: string, secret = credentials.secret) => createHmac('sha256', secret).update(query).digest('hex');
   const get = (query: string, key = credentials.apiKey) => fetch(`${paper.url}/api/v3/account?${query}`, { headers: { 'X-MBX-APIKEY': key } });

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
+import path from 'node:path';
 import { Client } from '@temporalio/client';
 import type { Alert, GuardEvent } from '../../src/api/contract';
 import { BreakerClient } from '../../src/client';
@@ -12,6 +13,7 @@ import { DEFAULT_PRICES, NewPaperOrder } from '../../src/paper/exchange';
 import type { FaultKind, FaultRuleInput } from '../../src/paper/faults';
 import { PaperServer, startPaperServer } from '../../src/paper/server';
 import { SPOT_VENUE, PERP_VENUE } from '../../src/seed-scenario';
+import { writeHistory } from './histories';
 import { WorkerProcess } from './worker-process';
 
 export const KILL_POINTS = ['beforeFirstCancel', 'betweenCancels', 'duringVerify', 'duringClose'] as const;
@@ -211,6 +213,9 @@ export async function runScenario(env: CrashEnv, spec: ScenarioSpec): Promise<Sc
       clearInterval(watcher);
     }
     const events = await breaker.events(accountId);
+    if (process.env.RECORD_HISTORIES === '1') {
+      writeHistory(path.resolve(__dirname, '../histories', `${spec.name}.json`), await breaker.handle(accountId).fetchHistory());
+    }
     const snap = paper.exchange.snapshot();
     const logs = workers.map((w) => w.log).join('\n');
     return {
