@@ -7,8 +7,8 @@ import ccxt from 'ccxt';
 import type { Alert } from '../api/contract';
 import { DecimalString, toDecimalString } from '../domain/money';
 import type { PositionReport } from '../domain/report';
-import type { OrderBookName } from '../exchanges/binance-books';
 import type { VenueClient } from '../exchanges/ccxt-factory';
+import { PassProgress, cancelPass } from './cancel-pass';
 import { classifyExchangeError } from './exchange-errors';
 
 /** What the guard reads from a venue itself: the same shape a bot reports, minus `seq`. */
@@ -119,38 +119,10 @@ export function createActivities(deps: ActivityDeps) {
     async cancelAllOpenOrders(venue: string): Promise<CancelPass> {
       const client = requireVenue(deps, venue);
       const previous = Context.current().info.heartbeatDetails as { cancelled?: number } | undefined;
-      let cancelled = previous?.cancelled ?? 0;
-      let step = 'listing';
+      const progress: PassProgress = { cancelled: previous?.cancelled ?? 0, step: 'listing' };
       try {
-        return await heartbeating(
-          () => ({ cancelled, step }),
-          async () => {
-            const groups = new Map<string, { book: OrderBookName; symbol: string; count: number }>();
-            for (const book of client.books.books) {
-              for (const order of await client.books.listOpen(book)) {
-                const key = `${book}:${order.symbol}`;
-                const group = groups.get(key) ?? { book, symbol: order.symbol, count: 0 };
-                group.count += 1;
-                groups.set(key, group);
-              }
-            }
-            // Nothing open: the listing itself is the verification.
-            if (groups.size === 0) return { venue, cancelled, openAfter: 0 };
-            for (const group of groups.values()) {
-              step = `cancelling ${group.book} ${group.symbol}`;
-              try {
-                await client.books.cancelAll(group.book, group.symbol);
-                cancelled += group.count;
-              } catch (err) {
-                if (!(err instanceof ccxt.OrderNotFound)) throw err;
-              }
-            }
-            step = 'verifying';
-            let openAfter = 0;
-            for (const book of client.books.books) openAfter += (await client.books.listOpen(book)).length;
-            return { venue, cancelled, openAfter };
-          },
-        );
+        const pass = await heartbeating(() => ({ ...progress }), () => cancelPass(client, progress));
+        return { venue, cancelled: progress.cancelled, openAfter: pass.openAfter };
       } catch (err) {
         throw classifyExchangeError(err, venue);
       }

@@ -139,8 +139,12 @@ export async function accountGuard(input: GuardInput): Promise<void> {
   /** A shutdown or sweep is under way (continue-as-new waits for it). */
   let flattening = false;
   let alertsInFlight = 0;
-  /** When the next shutdown attempt or sweep is due (workflow time); 0 = now, e.g. right after a trigger. */
-  let nextFlattenAt = state.breaker.name === 'Triggered' && !state.pendingShutdown ? Date.now() + state.config.sweepIntervalSeconds * 1_000 : 0;
+  /**
+   * A shutdown attempt or sweep is wanted: set by a trigger, and by a durable timer after each attempt. Scheduling
+   * is done with timers and flags only, never by comparing Date.now() in a condition, so that replay decides
+   * exactly as the original run did. A run that starts Triggered (continue-as-new) sweeps at once.
+   */
+  let flattenWanted = state.breaker.name === 'Triggered';
   let published = { state: '', lossPct: '' };
 
   function publish(): void {
@@ -159,7 +163,7 @@ export async function accountGuard(input: GuardInput): Promise<void> {
     state = step.state;
     publish();
     if (step.commands.some((c) => c.type === 'EmergencyShutdown') && state.breaker.name === 'Triggered') {
-      nextFlattenAt = 0;
+      flattenWanted = true;
       alert('CircuitBreakerTriggered', `loss ${toDecimalString(new Decimal(state.breaker.lossPct), 2)} % of capital; cancelling every open order on every venue`);
     }
   }
@@ -346,30 +350,29 @@ export async function accountGuard(input: GuardInput): Promise<void> {
       }
     } finally {
       flattening = false;
-      nextFlattenAt = Date.now() + state.config.sweepIntervalSeconds * 1_000;
+      // The next sweep (or retry of a refused venue); a timer that fires after a reset finds nothing to do.
+      void sleep(`${state.config.sweepIntervalSeconds} seconds`).then(() => {
+        flattenWanted = true;
+      });
     }
   }
 
   publish();
-  let nextValuationAt = Date.now() + state.config.valuationIntervalSeconds * 1_000;
-  const flattenDue = () => state.breaker.name === 'Triggered' && !flattening && nextFlattenAt <= Date.now();
-  for (;;) {
-    // Not awaited: reports, queries and valuations go on while venues are being flattened.
-    if (flattenDue()) void flattenAll(state.pendingShutdown ? 'shutdown' : 'sweep');
-    const wasFlattening = flattening;
-    const wakeAt = Math.min(nextValuationAt, state.breaker.name === 'Triggered' && !flattening ? nextFlattenAt : Infinity);
-    await condition(
-      () =>
-        toRead.size > 0 ||
-        flattenDue() ||
-        (wasFlattening && !flattening) ||
-        (workflowInfo().continueAsNewSuggested && !flattening),
-      Math.max(wakeAt - Date.now(), 1),
-    );
-    if (Date.now() >= nextValuationAt) {
+  // The guard values the account itself on a durable timer, whatever bots report.
+  void (async () => {
+    for (;;) {
+      await sleep(`${state.config.valuationIntervalSeconds} seconds`);
       for (const venue of state.config.venues) toRead.add(venue);
-      nextValuationAt = Date.now() + state.config.valuationIntervalSeconds * 1_000;
     }
+  })();
+  const flattenDue = () => flattenWanted && !flattening && state.breaker.name === 'Triggered';
+  for (;;) {
+    if (flattenDue()) {
+      flattenWanted = false;
+      // Not awaited: reports, queries and valuations go on while venues are being flattened.
+      void flattenAll(state.pendingShutdown ? 'shutdown' : 'sweep');
+    }
+    await condition(() => toRead.size > 0 || flattenDue() || (workflowInfo().continueAsNewSuggested && !flattening));
     if (toRead.size > 0) await readVenues();
     if (workflowInfo().continueAsNewSuggested && !flattening) {
       await condition(() => allHandlersFinished() && alertsInFlight === 0);
