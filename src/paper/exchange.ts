@@ -60,6 +60,21 @@ export const DEFAULT_PRICES: Record<string, string> = {
 };
 export const QUOTE = 'USDT';
 
+/**
+ * `n` resting orders spread round-robin over the three books (spot, perp, perp conditional) and the 20 default
+ * symbols, priced far from the market so that none fills: the set-up of crash tests, chaos runs and benchmarks.
+ */
+export function spreadOrders(n: number, offset = 0): NewPaperOrder[] {
+  const symbols = Object.keys(DEFAULT_PRICES).map((a) => `${a}${QUOTE}`);
+  return Array.from({ length: n }, (_, i) => {
+    const symbol = symbols[(i + offset) % symbols.length]!;
+    const book = (i + offset) % 3;
+    if (book === 0) return { market: 'spot', symbol, side: 'BUY', price: '0.00001', quantity: '1' };
+    if (book === 1) return { market: 'futures', symbol, side: 'SELL', price: '999999', quantity: '1' };
+    return { market: 'futures', symbol, side: 'SELL', stopPrice: '0.00001', quantity: '1', reduceOnly: true };
+  });
+}
+
 export class PaperBookError extends Error {
   constructor(
     /** Binance error code, e.g. -2011. */

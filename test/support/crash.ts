@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Client } from '@temporalio/client';
 import type { Alert, GuardEvent } from '../../src/api/contract';
 import { BreakerClient } from '../../src/client';
-import { DEFAULT_PRICES, NewPaperOrder } from '../../src/paper/exchange';
+import { spreadOrders } from '../../src/paper/exchange';
 import type { FaultKind, FaultRuleInput } from '../../src/paper/faults';
 import { PaperServer, startPaperServer } from '../../src/paper/server';
 import { SPOT_VENUE, PERP_VENUE } from '../../src/seed-scenario';
@@ -56,19 +56,6 @@ export interface CrashEnv {
   address: string;
   workflowBundle: string;
   client: Client;
-}
-
-const SYMBOLS = Object.keys(DEFAULT_PRICES).map((a) => `${a}USDT`);
-
-/** Spreads `n` orders round-robin over the three books and the symbols. */
-export function ordersFor(n: number, offset = 0): NewPaperOrder[] {
-  return Array.from({ length: n }, (_, i) => {
-    const symbol = SYMBOLS[(i + offset) % SYMBOLS.length]!;
-    const book = (i + offset) % 3;
-    if (book === 0) return { market: 'spot', symbol, side: 'BUY', price: '1', quantity: '1' };
-    if (book === 1) return { market: 'futures', symbol, side: 'SELL', price: '9999999', quantity: '1' };
-    return { market: 'futures', symbol, side: 'SELL', stopPrice: '0.001', quantity: '1', reduceOnly: true };
-  });
 }
 
 function holdRule(point: KillPoint, index: number): FaultRuleInput {
@@ -145,7 +132,7 @@ export async function runScenario(env: CrashEnv, spec: ScenarioSpec): Promise<Sc
             { symbol: 'ETHUSDT', positionAmt: '-2', entryPrice: '2000' },
           ]
         : [],
-      orders: ordersFor(spec.orders),
+      orders: spreadOrders(spec.orders),
     });
     const first = await startWorker();
     await breaker.startGuard({
@@ -205,7 +192,7 @@ export async function runScenario(env: CrashEnv, spec: ScenarioSpec): Promise<Sc
       await until('the shutdown-complete alert', () => sink.alerts.length, () => sink.alerts.some((a) => a.kind === 'ShutdownComplete'), 15_000);
       if (spec.botOrdersAfterFlat) {
         // A bot that did not get the message keeps placing orders; the sweep must take them out.
-        paper.exchange.seed({ orders: ordersFor(spec.botOrdersAfterFlat, 1) });
+        paper.exchange.seed({ orders: spreadOrders(spec.botOrdersAfterFlat, 1) });
         await until('the sweep to remove orders placed after the trigger', () => flatNow(), (f) => f, 30_000);
         await until('the sweep to be recorded', () => breaker.events(accountId), (e) => e.some((x) => x.type === 'OrdersSwept'), 10_000);
       }

@@ -1,0 +1,292 @@
+/**
+ * `npm run bench`: figures, not pass/fail. On the embedded Temporal dev server and the paper exchange, measures
+ * the core check cost, report latency, trigger-to-flat against an in-process baseline, guards per worker, and
+ * long life; prints a table and writes bench/results/latest.json (every key carries its unit).
+ *
+ * Shorter runs for a quick look: BENCH_LOAD_SECONDS=10 BENCH_LONG_REPORTS=5000 npm run bench
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode } from '@temporalio/worker';
+import { BalanceReport } from '../src/api/contract';
+import { BreakerClient } from '../src/client';
+import { BreakerState, transition } from '../src/domain/breaker';
+import { parseAccountConfig } from '../src/domain/config';
+import { VenueHoldings, valuePortfolio } from '../src/domain/valuation';
+import { createVenueClient } from '../src/exchanges/ccxt-factory';
+import { DEFAULT_PRICES, spreadOrders } from '../src/paper/exchange';
+import { PaperServer, startPaperServer } from '../src/paper/server';
+import { PERP_VENUE, SPOT_VENUE } from '../src/seed-scenario';
+import { startDevServer } from '../src/temporal/dev-server';
+import { createGuardWorker, workflowsPath } from '../src/worker-factory';
+import { WorkerProcess } from '../test/support/worker-process';
+import { InProcessBreaker } from './baseline';
+import { median, percentile, processUsage, round } from './stats';
+
+const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 60);
+const LONG_REPORTS = Number(process.env.BENCH_LONG_REPORTS ?? 50_000);
+const results: Record<string, unknown> = {};
+const say = (line = '') => process.stdout.write(`${line}\n`);
+const ms = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
+const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
+
+// ---- 1. core check cost -------------------------------------------------------------------------------------------
+function coreCheck(): void {
+  const assets = Object.keys(DEFAULT_PRICES);
+  const at = new Date().toISOString();
+  const prices = Object.fromEntries(assets.map((a) => [a, DEFAULT_PRICES[a]!]));
+  const holdings: Record<string, VenueHoldings> = {
+    spotA: { balances: Object.fromEntries(assets.slice(0, 10).map((a) => [a, '12.5'])), prices, positions: [], asOf: at, source: 'bot' },
+    spotB: { balances: Object.fromEntries(assets.slice(10).map((a) => [a, '7.25'])), prices, positions: [], asOf: at, source: 'bot' },
+    perp: {
+      balances: { USDT: '5000' },
+      prices: {},
+      positions: assets.slice(0, 5).map((a) => ({ symbol: `${a}/USDT:USDT`, side: 'long' as const, contracts: '1', unrealizedPnl: '-12.34' })),
+      asOf: at,
+      source: 'bot',
+    },
+  };
+  const limits = { warningPct: '3', thresholdPct: '5', autoClosePositions: false };
+  let state: BreakerState = { name: 'Active' };
+  const samples: number[] = [];
+  for (let i = 0; i < 22_000; i++) {
+    const t = process.hrtime.bigint();
+    const v = valuePortfolio(holdings, ['spotA', 'spotB', 'perp'], '100000', 'USDT', at);
+    state = transition(state, { type: 'PortfolioUpdate', at, totalValue: v.totalValue, lossPct: v.lossPct }, limits).state;
+    const ns = Number(process.hrtime.bigint() - t);
+    if (i >= 2_000) samples.push(ns); // after warm-up
+  }
+  results.coreCheck_median_ns = Math.round(median(samples));
+  results.coreCheck_p99_ns = Math.round(percentile(samples, 99));
+  say(`1. core check (valuation of 20 assets on 3 venues + transition): median ${results.coreCheck_median_ns} ns, p99 ${results.coreCheck_p99_ns} ns`);
+}
+
+function report(venue: string, seq: number, usdt: string): BalanceReport {
+  return { venue, seq, balances: { USDT: usdt } };
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  say(`portfolio-breaker benchmark — ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
+  results.machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version };
+  coreCheck();
+
+  Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } } });
+  const server = await startDevServer();
+  const { code } = await bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('ERROR') });
+  const bundleDir = path.join(os.tmpdir(), `breaker-bench-${randomBytes(4).toString('hex')}`);
+  mkdirSync(bundleDir, { recursive: true });
+  const workflowBundle = path.join(bundleDir, 'workflow-bundle.js');
+  writeFileSync(workflowBundle, code);
+  const connection = await Connection.connect({ address: server.address });
+  const client = new Client({ connection });
+  const credentials = { apiKey: randomBytes(16).toString('hex'), secret: randomBytes(32).toString('hex') };
+  const paper: PaperServer = await startPaperServer({ credentials: [credentials] });
+  paper.exchange.seed({ spotBalances: { USDT: '6000' }, futuresBalances: { USDT: '4000' } });
+  // rateLimitMs 1: the paper exchange has no limits; guard and baseline use the same setting.
+  const venueClients = () =>
+    new Map(
+      [
+        createVenueClient({ id: SPOT_VENUE, exchange: 'binance', routeTo: paper.url, timeoutMs: 10_000, rateLimitMs: 1 }, credentials),
+        createVenueClient({ id: PERP_VENUE, exchange: 'binanceusdm', routeTo: paper.url, timeoutMs: 10_000, rateLimitMs: 1 }, credentials),
+      ].map((v) => [v.id, v]),
+    );
+
+  // ---- 2. report latency, and 3. trigger-to-flat, with an in-process worker ------------------------------------
+  {
+    const taskQueue = `bench-${randomBytes(3).toString('hex')}`;
+    const native = await NativeConnection.connect({ address: server.address });
+    const worker = await createGuardWorker({ connection: native, venues: venueClients(), taskQueue, workflowBundle: { codePath: workflowBundle } });
+    const breaker = new BreakerClient(client, taskQueue);
+    await worker.runUntil(async () => {
+      const accountId = `bench-latency-${randomBytes(3).toString('hex')}`;
+      await breaker.startGuard({ accountId, initialCapital: '10000', venues: [SPOT_VENUE, PERP_VENUE], valuationIntervalSeconds: 3600 });
+      await breaker.report(accountId, report(PERP_VENUE, 1, '4000'));
+      for (let i = 0; i < 50; i++) await breaker.report(accountId, report(SPOT_VENUE, i + 1, '6000')); // warm-up
+      const updates: number[] = [];
+      for (let i = 0; i < 1_000; i++) {
+        const t = process.hrtime.bigint();
+        await breaker.report(accountId, report(SPOT_VENUE, 100 + i, i % 2 ? '6000' : '5990'));
+        updates.push(ms(t));
+      }
+      const signals: number[] = [];
+      const handle = breaker.handle(accountId);
+      for (let i = 0; i < 1_000; i++) {
+        const seq = 2_000 + i;
+        const t = process.hrtime.bigint();
+        await breaker.signalReport(accountId, report(SPOT_VENUE, seq, '6000'));
+        while ((await handle.query('state') as { lastSeq: Record<string, number> }).lastSeq[SPOT_VENUE]! < seq) {
+          // poll until visible
+        }
+        signals.push(ms(t));
+      }
+      Object.assign(results, {
+        reportUpdate_p50_ms: round(percentile(updates, 50)),
+        reportUpdate_p99_ms: round(percentile(updates, 99)),
+        reportUpdate_max_ms: round(Math.max(...updates)),
+        reportSignalToQuery_p50_ms: round(percentile(signals, 50)),
+        reportSignalToQuery_p99_ms: round(percentile(signals, 99)),
+        reportSignalToQuery_max_ms: round(Math.max(...signals)),
+      });
+      say(`2. report latency over 1,000 reports: update p50 ${results.reportUpdate_p50_ms} ms, p99 ${results.reportUpdate_p99_ms} ms, max ${results.reportUpdate_max_ms} ms; signal→query p50 ${results.reportSignalToQuery_p50_ms} ms, p99 ${results.reportSignalToQuery_p99_ms} ms, max ${results.reportSignalToQuery_max_ms} ms`);
+      await handle.terminate('bench');
+
+      // 3. trigger-to-flat
+      const config = parseAccountConfig({ accountId: 'baseline', initialCapital: '10000', venues: [SPOT_VENUE, PERP_VENUE] });
+      if (!config.ok) throw new Error(config.error);
+      const flatAfter = async (t: bigint) => {
+        while (paper.exchange.snapshot().openOrders.total > 0) await sleep(1);
+        return ms(t);
+      };
+      for (const orders of [10, 100, 1_000]) {
+        const guardRuns: number[] = [];
+        const baselineRuns: number[] = [];
+        for (let run = 0; run < (orders === 1_000 ? 3 : 5); run++) {
+          paper.exchange.seed({ orders: spreadOrders(orders) });
+          const id = `bench-flat-${orders}-${run}-${randomBytes(2).toString('hex')}`;
+          await breaker.startGuard({ accountId: id, initialCapital: '10000', venues: [SPOT_VENUE, PERP_VENUE], valuationIntervalSeconds: 3600 });
+          await breaker.report(id, report(PERP_VENUE, 1, '4000'));
+          await breaker.report(id, report(SPOT_VENUE, 1, '6000'));
+          const t = process.hrtime.bigint();
+          await breaker.report(id, report(SPOT_VENUE, 2, '5000'));
+          guardRuns.push(await flatAfter(t));
+          await breaker.handle(id).terminate('bench');
+
+          paper.exchange.seed({ orders: spreadOrders(orders) });
+          const baseline = new InProcessBreaker(config.value, [...venueClients().values()]);
+          await baseline.report(PERP_VENUE, { balances: { USDT: '4000' }, prices: {}, positions: [], asOf: '', source: 'bot' });
+          await baseline.report(SPOT_VENUE, { balances: { USDT: '6000' }, prices: {}, positions: [], asOf: '', source: 'bot' });
+          const tb = process.hrtime.bigint();
+          await baseline.report(SPOT_VENUE, { balances: { USDT: '5000' }, prices: {}, positions: [], asOf: '', source: 'bot' });
+          baselineRuns.push(await flatAfter(tb));
+        }
+        const g = median(guardRuns);
+        const b = median(baselineRuns);
+        Object.assign(results, {
+          [`triggerToFlat_${orders}orders_guard_p50_ms`]: round(g),
+          [`triggerToFlat_${orders}orders_guard_max_ms`]: round(Math.max(...guardRuns)),
+          [`triggerToFlat_${orders}orders_baseline_p50_ms`]: round(b),
+          [`triggerToFlat_${orders}orders_baseline_max_ms`]: round(Math.max(...baselineRuns)),
+          [`triggerToFlat_${orders}orders_guard_baseline_ratio`]: round(g / b),
+        });
+        say(`3. trigger-to-flat, ${orders} orders on 2 venues / 20 symbols: guard p50 ${round(g)} ms (max ${round(Math.max(...guardRuns))}), in-process baseline p50 ${round(b)} ms (max ${round(Math.max(...baselineRuns))}), ratio ${round(g / b)}`);
+      }
+    });
+    await native.close();
+  }
+
+  // ---- 4. guards per worker, worker in its own process ---------------------------------------------------------
+  for (const guards of [100, 1_000]) {
+    const taskQueue = `bench-load-${guards}-${randomBytes(3).toString('hex')}`;
+    const worker = await WorkerProcess.start({ address: server.address, taskQueue, workflowBundle, paperUrl: paper.url, credentials, timeoutMs: 10_000 });
+    const breaker = new BreakerClient(client, taskQueue);
+    const ids = Array.from({ length: guards }, (_, i) => `bench-load-${guards}-${i}-${randomBytes(2).toString('hex')}`);
+    for (let i = 0; i < ids.length; i += 50) {
+      await Promise.all(ids.slice(i, i + 50).map((id) => breaker.startGuard({ accountId: id, initialCapital: '10000', venues: [SPOT_VENUE, PERP_VENUE], valuationIntervalSeconds: 3600 })));
+    }
+    await Promise.all(ids.map((id) => breaker.report(id, report(PERP_VENUE, 1, '4000'))));
+    await sleep(3_000); // start-up venue reads settle
+    const serverBefore = processUsage(server.process.pid!);
+    const workerBefore = processUsage(worker.child.pid!);
+    const latencies: number[] = [];
+    let completed = 0;
+    let failed = 0;
+    const t0 = Date.now();
+    await Promise.all(
+      ids.map(async (id, i) => {
+        await sleep((i / guards) * 1_000); // spread each second's reports evenly
+        // Each guard reports once per second until the load window closes; a report that comes back late delays
+        // that guard's next one (closed loop), so throughput below the offered rate shows as lost reports/s.
+        for (let second = 0; Date.now() < t0 + LOAD_SECONDS * 1_000; second++) {
+          const due = t0 + (i / guards) * 1_000 + second * 1_000;
+          if (Date.now() < due) await sleep(due - Date.now());
+          if (Date.now() >= t0 + LOAD_SECONDS * 1_000) break;
+          const t = process.hrtime.bigint();
+          try {
+            await breaker.report(id, report(SPOT_VENUE, second + 1, second % 2 ? '6000' : '5995'));
+            latencies.push(ms(t));
+            completed += 1;
+          } catch {
+            failed += 1;
+          }
+        }
+      }),
+    );
+    const elapsed = (Date.now() - t0) / 1_000;
+    const serverAfter = processUsage(server.process.pid!);
+    const workerAfter = processUsage(worker.child.pid!);
+    const key = `guards${guards}`;
+    Object.assign(results, {
+      [`${key}_reports_per_second`]: round(completed / elapsed),
+      [`${key}_offered_reports_per_second`]: guards,
+      [`${key}_report_p99_ms`]: round(percentile(latencies, 99)),
+      [`${key}_report_p50_ms`]: round(percentile(latencies, 50)),
+      [`${key}_failed_reports`]: failed,
+      [`${key}_worker_rss_mb`]: round(workerAfter.rssMb, 0),
+      [`${key}_worker_cpu_percent`]: round(((workerAfter.cpuSeconds - workerBefore.cpuSeconds) / elapsed) * 100, 0),
+      [`${key}_temporal_server_cpu_percent`]: round(((serverAfter.cpuSeconds - serverBefore.cpuSeconds) / elapsed) * 100, 0),
+    });
+    say(`4. ${guards} guards × 1 report/s for ${LOAD_SECONDS} s: ${results[`${key}_reports_per_second`]} reports/s sustained (of ${guards} offered, ${failed} failed), p50 ${results[`${key}_report_p50_ms`]} ms, p99 ${results[`${key}_report_p99_ms`]} ms; worker RSS ${results[`${key}_worker_rss_mb`]} MB, worker CPU ${results[`${key}_worker_cpu_percent`]} %, Temporal server CPU ${results[`${key}_temporal_server_cpu_percent`]} % (100 % = one core)`);
+    await Promise.all(ids.map((id) => breaker.handle(id).terminate('bench').catch(() => undefined)));
+    await worker.kill();
+  }
+
+  // ---- 5. long life ---------------------------------------------------------------------------------------------
+  {
+    const taskQueue = `bench-long-${randomBytes(3).toString('hex')}`;
+    const native = await NativeConnection.connect({ address: server.address });
+    const worker = await createGuardWorker({ connection: native, venues: venueClients(), taskQueue, workflowBundle: { codePath: workflowBundle } });
+    const breaker = new BreakerClient(client, taskQueue);
+    await worker.runUntil(async () => {
+      const accountId = `bench-long-${randomBytes(3).toString('hex')}`;
+      await breaker.startGuard({ accountId, initialCapital: '10000', venues: [SPOT_VENUE, PERP_VENUE], valuationIntervalSeconds: 3600 });
+      await breaker.report(accountId, report(PERP_VENUE, 1, '4000'));
+      const latencies: { at: number; ms: number }[] = [];
+      for (let i = 0; i < LONG_REPORTS; i++) {
+        const t = process.hrtime.bigint();
+        await breaker.report(accountId, report(SPOT_VENUE, i + 1, i % 2 ? '6000' : '5995'));
+        latencies.push({ at: Date.now(), ms: ms(t) });
+      }
+      const runs: { start: number; historyLength: number }[] = [];
+      for await (const wf of client.workflow.list({ query: `WorkflowId = 'guard-${accountId}'` })) {
+        runs.push({ start: wf.startTime.getTime(), historyLength: wf.historyLength });
+      }
+      const events = runs.reduce((s, r) => s + r.historyLength, 0);
+      const boundaries = runs.map((r) => r.start).sort((a, b) => a - b).slice(1);
+      const near = latencies.filter((l) => boundaries.some((b) => l.at >= b - 250 && l.at <= b + 1_000)).map((l) => l.ms);
+      const all = latencies.map((l) => l.ms);
+      Object.assign(results, {
+        longLife_reports: LONG_REPORTS,
+        longLife_history_events_per_report: round(events / LONG_REPORTS, 2),
+        longLife_continue_as_new_count: boundaries.length,
+        longLife_reports_per_run: round(LONG_REPORTS / runs.length, 0),
+        longLife_report_p99_ms: round(percentile(all, 99)),
+        longLife_report_p99_near_continue_as_new_ms: round(percentile(near, 99)),
+        longLife_report_max_ms: round(Math.max(...all)),
+      });
+      say(`5. long life, ${LONG_REPORTS} reports to one guard: ${results.longLife_history_events_per_report} history events per report, ${boundaries.length} continue-as-new (every ~${results.longLife_reports_per_run} reports), p99 ${results.longLife_report_p99_ms} ms overall vs ${results.longLife_report_p99_near_continue_as_new_ms} ms within 1 s of a continue-as-new (max ${results.longLife_report_max_ms} ms)`);
+      await breaker.handle(accountId).terminate('bench');
+    });
+    await native.close();
+  }
+
+  results.wall_seconds = Math.round((Date.now() - started) / 1_000);
+  const out = path.resolve(__dirname, 'results', 'latest.json');
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+  say(`\nwrote ${path.relative(process.cwd(), out)} (${results.wall_seconds} s)`);
+  await connection.close();
+  await paper.close();
+  await server.stop();
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
