@@ -12,9 +12,9 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
 import { seededRandom } from '../src/paper/faults';
-import { DevServer, freePort, startDevServer } from '../src/temporal/dev-server';
+import { startDevServer } from '../src/temporal/dev-server';
 import { workflowsPath } from '../src/worker-factory';
-import { CrashEnv, KILL_POINTS, ScenarioResult, ScenarioSpec, faultScenarios, runScenario } from '../test/support/crash';
+import { CrashEnv, KILL_POINTS, ScenarioResult, ScenarioSpec, faultScenarios, runScenario, startRestartableServer } from '../test/support/crash';
 
 const seed = Number(process.env.CHAOS_SEED ?? 42);
 const kills = Number(process.env.CHAOS_KILLS ?? 52);
@@ -87,32 +87,14 @@ async function main(): Promise<number> {
   await server.stop();
 
   // Server restarts need a server of their own: restarting the shared one would disturb the other scenarios.
-  const port = await freePort();
-  const dbFilename = path.join(mkdtempSync(path.join(os.tmpdir(), 'chaos-db-')), 'temporal.db');
-  let restartable: DevServer = await startDevServer({ port, dbFilename });
-  const restartConnection = await Connection.connect({ address: restartable.address });
+  const restartable = await startRestartableServer();
   for (let i = 0; i < 3; i++) {
     const row: Row = {
       group: 'server restart',
-      spec: {
-        name: `server-restart-${i + 1}`,
-        orders: 20 + 10 * i,
-        autoClose: i % 2 === 0,
-        serverRestart: {
-          index: i + 1,
-          stop: async () => {
-            const exited = new Promise((r) => restartable.process.once('exit', r));
-            restartable.process.kill('SIGKILL');
-            await exited;
-          },
-          restart: async () => {
-            restartable = await startDevServer({ port, dbFilename });
-          },
-        },
-      },
+      spec: { name: `server-restart-${i + 1}`, orders: 20 + 10 * i, autoClose: i % 2 === 0, serverRestart: restartable.restartAt(i + 1) },
     };
     try {
-      row.result = await runScenario({ address: restartable.address, workflowBundle, client: new Client({ connection: restartConnection }) }, row.spec);
+      row.result = await runScenario({ address: restartable.address, workflowBundle, client: restartable.client }, row.spec);
     } catch (err) {
       row.error = (err as Error).message.split('\n')[0];
     }
@@ -120,7 +102,6 @@ async function main(): Promise<number> {
     const r = row.result;
     console.log(`[restart ${i + 1}/3] ${row.spec.name.padEnd(30)} ${r ? `left ${r.ordersLeft} orders/${r.positionsLeft} positions, triggers ${r.triggers}, shutdowns ${r.shutdowns}, flat in ${r.timeToFlatMs} ms` : `ERROR ${row.error}`}`);
   }
-  await restartConnection.close();
   await restartable.stop();
 
   // ---- report --------------------------------------------------------------------------------------------------

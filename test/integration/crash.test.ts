@@ -5,12 +5,8 @@
  * with auto-close), and the guard must record exactly one trigger and one shutdown. `npm run chaos` runs the same
  * scenarios at scale with a seeded schedule.
  */
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { DevServer, freePort, startDevServer } from '../../src/temporal/dev-server';
-import { KILL_POINTS, ScenarioResult, faultScenarios, runScenario } from '../support/crash';
+import { KILL_POINTS, ScenarioResult, faultScenarios, runScenario, startRestartableServer } from '../support/crash';
 
 let connection: Connection;
 let env: { address: string; workflowBundle: string; client: Client };
@@ -46,41 +42,18 @@ describe('SIGKILL of the worker mid-shutdown', () => {
 });
 
 describe('Temporal server restart mid-shutdown', () => {
-  let server: DevServer;
-  let port: number;
-  let dbFilename: string;
-  let restartConnection: Connection;
-
+  let restartable: Awaited<ReturnType<typeof startRestartableServer>>;
   beforeAll(async () => {
-    port = await freePort();
-    dbFilename = path.join(mkdtempSync(path.join(os.tmpdir(), 'breaker-restart-')), 'temporal.db');
-    server = await startDevServer({ port, dbFilename });
-    restartConnection = await Connection.connect({ address: server.address });
+    restartable = await startRestartableServer();
   });
   afterAll(async () => {
-    await restartConnection?.close();
-    await server?.stop();
+    await restartable?.stop();
   });
 
   it('stopped with SIGKILL and restarted on the same database, the shutdown still finishes', async () => {
     const result = await runScenario(
-      { address: server.address, workflowBundle: env.workflowBundle, client: new Client({ connection: restartConnection }) },
-      {
-        name: 'server-restart',
-        orders: 24,
-        autoClose: true,
-        serverRestart: {
-          index: 2,
-          stop: async () => {
-            const exited = new Promise((r) => server.process.once('exit', r));
-            server.process.kill('SIGKILL');
-            await exited;
-          },
-          restart: async () => {
-            server = await startDevServer({ port, dbFilename });
-          },
-        },
-      },
+      { address: restartable.address, workflowBundle: env.workflowBundle, client: restartable.client },
+      { name: 'server-restart', orders: 24, autoClose: true, serverRestart: restartable.restartAt(2) },
     );
     expectFlatAndRecordedOnce(result, true);
   });

@@ -4,14 +4,17 @@
  * worker processes; it trips a guard, injects a crash or a fault at a chosen moment, and reports what was left.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
-import { Client } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import type { Alert, GuardEvent } from '../../src/api/contract';
 import { BreakerClient } from '../../src/client';
 import { spreadOrders } from '../../src/paper/exchange';
 import type { FaultKind, FaultRuleInput } from '../../src/paper/faults';
 import { PaperServer, startPaperServer } from '../../src/paper/server';
+import { freePort, startDevServer } from '../../src/temporal/dev-server';
 import { SPOT_VENUE, PERP_VENUE } from '../../src/seed-scenario';
 import { writeHistory } from './histories';
 import { WorkerProcess } from './worker-process';
@@ -240,4 +243,39 @@ export function faultScenarios(): { kind: FaultKind; fault: FaultRuleInput; time
     { kind: 'unknownOrder', fault: { endpoint: 'DELETE /api/v3/openOrders', kind: 'unknownOrder', count: 2 } },
     { kind: 'auth', fault: { endpoint: 'DELETE /fapi/v1/allOpenOrders', kind: 'auth', count: 1 } },
   ];
+}
+
+/**
+ * A Temporal dev server of its own, on a fixed port and SQLite file, that a scenario can SIGKILL and start again:
+ * restarting the shared server would disturb every other scenario.
+ */
+export async function startRestartableServer(): Promise<{
+  address: string;
+  client: Client;
+  restartAt: (index: number) => NonNullable<ScenarioSpec['serverRestart']>;
+  stop: () => Promise<void>;
+}> {
+  const port = await freePort();
+  const dbFilename = path.join(mkdtempSync(path.join(os.tmpdir(), 'breaker-restart-')), 'temporal.db');
+  let server = await startDevServer({ port, dbFilename });
+  const connection = await Connection.connect({ address: server.address });
+  return {
+    address: server.address,
+    client: new Client({ connection }),
+    restartAt: (index) => ({
+      index,
+      stop: async () => {
+        const exited = new Promise((r) => server.process.once('exit', r));
+        server.process.kill('SIGKILL');
+        await exited;
+      },
+      restart: async () => {
+        server = await startDevServer({ port, dbFilename });
+      },
+    }),
+    stop: async () => {
+      await connection.close();
+      await server.stop();
+    },
+  };
 }
