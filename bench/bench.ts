@@ -100,12 +100,17 @@ async function main(): Promise<void> {
     );
 
   // ---- 2. report latency, and 3. trigger-to-flat, with an in-process worker ------------------------------------
-  if (SECTIONS.has('2') || SECTIONS.has('3')) {
-    const taskQueue = `bench-${randomBytes(3).toString('hex')}`;
+  /** Runs `work` with a guard worker in this process on a task queue of its own. */
+  const withInProcessWorker = async (name: string, work: (breaker: BreakerClient) => Promise<void>) => {
+    const taskQueue = `bench-${name}-${randomBytes(3).toString('hex')}`;
     const native = await NativeConnection.connect({ address: server.address });
     const worker = await createGuardWorker({ connection: native, venues: venueClients(), taskQueue, workflowBundle: { codePath: workflowBundle } });
-    const breaker = new BreakerClient(client, taskQueue);
-    await worker.runUntil(async () => {
+    await worker.runUntil(() => work(new BreakerClient(client, taskQueue)));
+    await native.close();
+  };
+
+  if (SECTIONS.has('2') || SECTIONS.has('3')) {
+    await withInProcessWorker('latency', async (breaker) => {
       const accountId = `bench-latency-${randomBytes(3).toString('hex')}`;
       await breaker.startGuard({ accountId, initialCapital: '10000', venues: [SPOT_VENUE, PERP_VENUE], valuationIntervalSeconds: 3600 });
       await breaker.report(accountId, report(PERP_VENUE, 1, '4000'));
@@ -179,7 +184,6 @@ async function main(): Promise<void> {
         say(`3. trigger-to-flat, ${orders} orders on 2 venues / 20 symbols: guard p50 ${round(g)} ms (max ${round(Math.max(...guardRuns))}), in-process baseline p50 ${round(b)} ms (max ${round(Math.max(...baselineRuns))}), ratio ${round(g / b)}`);
       }
     });
-    await native.close();
   }
 
   // ---- 4. guards per worker, worker in its own process ---------------------------------------------------------
@@ -240,11 +244,7 @@ async function main(): Promise<void> {
 
   // ---- 5. long life ---------------------------------------------------------------------------------------------
   if (SECTIONS.has('5')) {
-    const taskQueue = `bench-long-${randomBytes(3).toString('hex')}`;
-    const native = await NativeConnection.connect({ address: server.address });
-    const worker = await createGuardWorker({ connection: native, venues: venueClients(), taskQueue, workflowBundle: { codePath: workflowBundle } });
-    const breaker = new BreakerClient(client, taskQueue);
-    await worker.runUntil(async () => {
+    await withInProcessWorker('long', async (breaker) => {
       const accountId = `bench-long-${randomBytes(3).toString('hex')}`;
       await breaker.startGuard({ accountId, initialCapital: '10000', venues: [SPOT_VENUE, PERP_VENUE], valuationIntervalSeconds: 3600 });
       await breaker.report(accountId, report(PERP_VENUE, 1, '4000'));
@@ -261,7 +261,9 @@ async function main(): Promise<void> {
       );
       const runs: { start: number; historyLength: number }[] = [];
       for await (const wf of client.workflow.list({ query: `WorkflowId = 'guard-${accountId}'` })) {
-        runs.push({ start: wf.startTime.getTime(), historyLength: wf.historyLength });
+        // Visibility may not have the running run's length yet; describe has it.
+        const historyLength = wf.status.name === 'RUNNING' ? (await breaker.handle(accountId).describe()).historyLength : wf.historyLength;
+        runs.push({ start: wf.startTime.getTime(), historyLength });
       }
       const events = runs.reduce((s, r) => s + r.historyLength, 0);
       const boundaries = runs.map((r) => r.start).sort((a, b) => a - b).slice(1);
@@ -281,7 +283,6 @@ async function main(): Promise<void> {
       say(`5. long life, ${LONG_REPORTS} reports to one guard (${LONG_CONCURRENCY} in flight): ${results.longLife_history_events_per_report} history events per report, ${boundaries.length} continue-as-new (every ~${results.longLife_reports_per_run} reports), p99 ${results.longLife_report_p99_ms} ms overall vs ${results.longLife_report_p99_near_continue_as_new_ms} ms within 1 s of a continue-as-new (max ${results.longLife_report_max_ms} ms)`);
       await breaker.handle(accountId).terminate('bench');
     });
-    await native.close();
   }
 
   results.wall_seconds = Math.round((Date.now() - started) / 1_000);
