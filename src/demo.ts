@@ -11,6 +11,7 @@ import { GuardStateView } from './api/contract';
 import { BreakerClient } from './client';
 import { Decimal, formatUsd, toDecimalString } from './domain/money';
 import { createVenueClient } from './exchanges/ccxt-factory';
+import { pollUntil } from './poll';
 import { startPaperServer } from './paper/server';
 import { DevServer, startDevServer } from './temporal/dev-server';
 import { PERP_VENUE, SEED_CAPITAL, SEED_STEPS, SPOT_VENUE, perpReport, seedPaperAccount, spotReport } from './seed-scenario';
@@ -20,16 +21,6 @@ const CAPITAL = new Decimal(SEED_CAPITAL);
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const pct = (value: string | null) => (value === null ? 'n/a' : `${value} %`);
-
-async function waitFor<T>(what: string, read: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 async function main(): Promise<number> {
   // The worker's own INFO lines would bury the demo's story; warnings and errors (alerts among them) still show,
@@ -73,7 +64,7 @@ async function main(): Promise<number> {
   await worker.runUntil(async () => {
     await breaker.startGuard({ accountId, initialCapital: CAPITAL.toFixed(2), venues: [...venues.keys()], valuationIntervalSeconds: 60 });
     out(`• Guard started: workflow guard-${accountId}, capital $10,000.00, warning at 3 %, trip at 5 %`);
-    await waitFor('the first valuation', () => breaker.state(accountId), (s) => s.lastValuationAt !== null);
+    await pollUntil(() => breaker.state(accountId), (s) => s.lastValuationAt !== null, { what: 'the first valuation', timeoutMs: 60_000, intervalMs: 200 });
     out('');
     out('  step  BTC price   loss      value        state');
     let last: GuardStateView | undefined;
@@ -90,7 +81,11 @@ async function main(): Promise<number> {
       return;
     }
     out('• Circuit breaker TRIGGERED: cancelling every open order on every venue ...');
-    const flat = await waitFor('the shutdown to finish', () => breaker.state(accountId), (s) => s.breaker.name === 'Triggered' && s.breaker.shutdown === 'flat');
+    const flat = await pollUntil(() => breaker.state(accountId), (s) => s.breaker.name === 'Triggered' && s.breaker.shutdown === 'flat', {
+      what: 'the shutdown to finish',
+      timeoutMs: 60_000,
+      intervalMs: 200,
+    });
     for (const [venue, progress] of Object.entries(flat.shutdown)) {
       out(`  ${venue.padEnd(13)} cancelled ${String(progress.cancelled).padStart(2)} order(s), open now: ${progress.openOrders}`);
     }

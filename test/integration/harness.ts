@@ -10,6 +10,7 @@ import { BreakerClient } from '../../src/client';
 import { createVenueClient } from '../../src/exchanges/ccxt-factory';
 import { PAPER_RATE_LIMIT_MS } from './harness-constants';
 import { PaperServer, startPaperServer } from '../../src/paper/server';
+import { pollUntil } from '../../src/poll';
 import { createGuardWorker } from '../../src/worker-factory';
 
 import { PERP_VENUE as PERP, SPOT_VENUE as SPOT } from '../../src/seed-scenario';
@@ -80,13 +81,6 @@ export function uniqueAccount(prefix: string): string {
 }
 
 /** Polls until `done` holds; for state that changes asynchronously (a shutdown in progress). */
-export async function eventually<T>(read: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T = await read();
-  while (!done(last)) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 100));
-    last = await read();
-  }
-  return last;
+export function eventually<T>(read: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  return pollUntil(read, done, { what: 'the condition', timeoutMs });
 }

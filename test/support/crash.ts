@@ -14,6 +14,7 @@ import { BreakerClient } from '../../src/client';
 import { spreadOrders } from '../../src/paper/exchange';
 import type { FaultKind, FaultRuleInput } from '../../src/paper/faults';
 import { PaperServer, startPaperServer } from '../../src/paper/server';
+import { pollUntil } from '../../src/poll';
 import { freePort, startDevServer } from '../../src/temporal/dev-server';
 import { SPOT_VENUE, PERP_VENUE } from '../../src/seed-scenario';
 import { writeHistory } from './histories';
@@ -89,19 +90,9 @@ async function startAlertSink(): Promise<{ url: string; alerts: Alert[]; close: 
   return { url: `http://127.0.0.1:${port}/alerts`, alerts, close: () => new Promise((r) => server.close(() => r())) };
 }
 
-async function until<T>(what: string, read: () => Promise<T> | T, done: (v: T) => boolean, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    let value: T | undefined;
-    try {
-      value = await read();
-    } catch {
-      // the server may be restarting; try again
-    }
-    if (value !== undefined && done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(value)?.slice(0, 500)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** Server restarts make reads fail for a while: those count as "not yet". */
+function until<T>(what: string, read: () => Promise<T> | T, done: (v: T) => boolean, timeoutMs: number): Promise<T> {
+  return pollUntil(read, done, { what, timeoutMs, intervalMs: 50, tolerateErrors: true });
 }
 
 export async function runScenario(env: CrashEnv, spec: ScenarioSpec): Promise<ScenarioResult> {
