@@ -5,6 +5,10 @@ import tseslint from 'typescript-eslint';
 const ioModules = ['node:*', 'fs', 'fs/*', 'path', 'http', 'https', 'net', 'child_process', 'os', 'crypto', 'ccxt',
   'fastify', 'undici', '@temporalio/client', '@temporalio/worker', '@temporalio/activity', '@temporalio/testing'];
 
+/** src/ is what a deployed worker, client and CLI run; rehearsal tooling (paper exchange, dev server, demo, crash
+ * harness) lives in tooling/ and must never be imported by it. */
+const toolingBan = { group: ['**/tooling', '**/tooling/**'], message: 'src/ must not import rehearsal tooling (tooling/).' };
+
 export default tseslint.config(
   { ignores: ['lib/**', 'node_modules/**', '.temporal/**', '.cache/**', 'coverage/**', 'bench/results/**', '*.js', '*.mjs'] },
   ...tseslint.configs.recommended,
@@ -17,17 +21,22 @@ export default tseslint.config(
     },
   },
   {
+    files: ['src/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [toolingBan] }] },
+  },
+  {
     files: ['src/domain/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: [...ioModules, '@temporalio/*'], message: 'src/domain is pure: no Node, no I/O, no Temporal.' }] }],
+      'no-restricted-imports': ['error', { patterns: [toolingBan, { group: [...ioModules, '@temporalio/*'], message: 'src/domain is pure: no Node, no I/O, no Temporal.' }] }],
     },
   },
   {
     files: ['src/workflows/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [
+        toolingBan,
         { group: ioModules, message: 'Workflow code runs in the deterministic sandbox: no Node built-ins or I/O.' },
-        { group: ['../activities/*', '../exchanges/*', '../paper/*'], allowTypeImports: true, message: 'Only types may cross from activities into workflow code.' },
+        { group: ['../activities/*', '../exchanges/*'], allowTypeImports: true, message: 'Only types may cross from activities into workflow code.' },
       ] }],
     },
   },

@@ -17,12 +17,12 @@ import { BreakerState, transition } from '../src/domain/breaker';
 import { parseAccountConfig } from '../src/domain/config';
 import { VenueHoldings, valuePortfolio } from '../src/domain/valuation';
 import { createVenueClient } from '../src/exchanges/ccxt-factory';
-import { DEFAULT_PRICES, spreadOrders } from '../src/paper/exchange';
-import { PaperServer, startPaperServer } from '../src/paper/server';
-import { PERP_VENUE, SPOT_VENUE } from '../src/seed-scenario';
-import { startDevServer } from '../src/temporal/dev-server';
+import { DEFAULT_PRICES, spreadOrders } from '../tooling/paper/exchange';
+import { PaperServer, startPaperServer } from '../tooling/paper/server';
+import { PERP_VENUE, SPOT_VENUE } from '../tooling/seed-scenario';
+import { startDevServer } from '../tooling/temporal/dev-server';
 import { createGuardWorker, workflowsPath } from '../src/worker-factory';
-import { WorkerProcess } from '../test/support/worker-process';
+import { WorkerProcess } from '../tooling/crash/worker-process';
 import { InProcessBreaker } from './baseline';
 import { median, percentile, processUsage, round } from './stats';
 

@@ -6,7 +6,7 @@
  * scenarios at scale with a seeded schedule.
  */
 import { Client, Connection } from '@temporalio/client';
-import { KILL_POINTS, ScenarioResult, faultScenarios, runScenario, startRestartableServer } from '../support/crash';
+import { KILL_POINTS, ScenarioResult, faultScenarios, runScenario, startRestartableServer } from '../../tooling/crash/crash';
 
 let connection: Connection;
 let env: { address: string; workflowBundle: string; client: Client };

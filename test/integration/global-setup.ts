@@ -5,8 +5,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
-import { resolveTemporalCli } from '../../src/temporal/binaries';
-import { startDevServer } from '../../src/temporal/dev-server';
+import { resolveTemporalCli } from '../../tooling/temporal/binaries';
+import { startDevServer } from '../../tooling/temporal/dev-server';
 import { workflowsPath } from '../../src/worker-factory';
 
 export const BUNDLE_PATH = path.resolve(__dirname, '../../.cache/workflow-bundle.js');

@@ -9,11 +9,11 @@ import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/wo
 import { BreakerClient } from '../../src/client';
 import { createVenueClient } from '../../src/exchanges/ccxt-factory';
 import { PAPER_RATE_LIMIT_MS } from './harness-constants';
-import { PaperServer, startPaperServer } from '../../src/paper/server';
-import { pollUntil } from '../../src/poll';
+import { PaperServer, startPaperServer } from '../../tooling/paper/server';
+import { pollUntil } from '../../tooling/poll';
 import { createGuardWorker } from '../../src/worker-factory';
 
-import { PERP_VENUE as PERP, SPOT_VENUE as SPOT } from '../../src/seed-scenario';
+import { PERP_VENUE as PERP, SPOT_VENUE as SPOT } from '../../tooling/seed-scenario';
 
 export { PERP, SPOT };
 

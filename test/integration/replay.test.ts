@@ -5,7 +5,7 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
-import { readHistory } from '../support/histories';
+import { readHistory } from '../../tooling/crash/histories';
 
 const dir = path.resolve(__dirname, '../histories');
 const files = readdirSync(dir).filter((f) => f.endsWith('.json'));

@@ -3,8 +3,8 @@
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { writeHistory } from '../support/histories';
-import { SEED_CAPITAL, SEED_STEPS, perpReport, seedPaperAccount, spotReport } from '../../src/seed-scenario';
+import { writeHistory } from '../../tooling/crash/histories';
+import { SEED_CAPITAL, SEED_STEPS, perpReport, seedPaperAccount, spotReport } from '../../tooling/seed-scenario';
 import { Harness, PERP, SPOT, eventually, startHarness, uniqueAccount } from './harness';
 
 let h: Harness;

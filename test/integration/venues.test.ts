@@ -9,8 +9,8 @@ import { createActivities } from '../../src/activities';
 import { VenueFailureType } from '../../src/api/failures';
 import { createVenueClient } from '../../src/exchanges/ccxt-factory';
 import { PAPER_RATE_LIMIT_MS } from './harness-constants';
-import { PaperServer, startPaperServer } from '../../src/paper/server';
-import { seedPaperAccount } from '../../src/seed-scenario';
+import { PaperServer, startPaperServer } from '../../tooling/paper/server';
+import { seedPaperAccount } from '../../tooling/seed-scenario';
 
 const credentials = { apiKey: 'test-key-0123456789', secret: 'test-secret-abcdefghijklmnopqrstuvwxyz' };
 let paper: PaperServer;

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { SEARCH_ATTRIBUTE_DEFINITIONS } from '../../src/api/contract';
 import { credentialsFor, loadVenueSpecs } from '../../src/exchanges/venues';
-import { TEMPORAL_CLI_WHEEL } from '../../src/temporal/binaries';
+import { TEMPORAL_CLI_WHEEL } from '../../tooling/temporal/binaries';
 
 const ROOT = path.resolve(__dirname, '../..');
 const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');

@@ -1,4 +1,4 @@
-import { FaultInjector, seededRandom } from '../../src/paper/faults';
+import { FaultInjector, seededRandom } from '../../tooling/paper/faults';
 
 describe('fault injection rules', () => {
   it('applies to the next count matching requests only, after skip', () => {

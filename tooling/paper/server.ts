@@ -5,7 +5,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import Fastify, { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ZERO, toDecimalString } from '../domain/money';
+import { ZERO, toDecimalString } from '../../src/domain/money';
 import { NewPaperOrder, PaperBookError, PaperExchange, PaperMarket, PaperOrder, PaperSeed, QUOTE } from './exchange';
 import { FaultInjector, FaultRuleInput } from './faults';
 

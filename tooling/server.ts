@@ -3,8 +3,8 @@
  * registered, for running guards by hand (gRPC 127.0.0.1:7233, UI http://127.0.0.1:8233, data in .temporal/dev.db).
  */
 import path from 'node:path';
-import { PROJECT_ROOT } from '../src/temporal/binaries';
-import { startDevServer } from '../src/temporal/dev-server';
+import { PROJECT_ROOT } from './temporal/binaries';
+import { startDevServer } from './temporal/dev-server';
 
 async function main(): Promise<void> {
   const dbFilename = process.env.TEMPORAL_DB ?? path.join(PROJECT_ROOT, '.temporal', 'dev.db');

@@ -7,15 +7,15 @@
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { GuardStateView } from './api/contract';
-import { BreakerClient } from './client';
-import { Decimal, formatUsd, toDecimalString } from './domain/money';
-import { createVenueClient } from './exchanges/ccxt-factory';
+import { GuardStateView } from '../src/api/contract';
+import { BreakerClient } from '../src/client';
+import { Decimal, formatUsd, toDecimalString } from '../src/domain/money';
+import { createVenueClient } from '../src/exchanges/ccxt-factory';
 import { pollUntil } from './poll';
 import { startPaperServer } from './paper/server';
 import { DevServer, startDevServer } from './temporal/dev-server';
 import { PERP_VENUE, SEED_CAPITAL, SEED_STEPS, SPOT_VENUE, perpReport, seedPaperAccount, spotReport } from './seed-scenario';
-import { createGuardWorker } from './worker-factory';
+import { createGuardWorker } from '../src/worker-factory';
 
 const CAPITAL = new Decimal(SEED_CAPITAL);
 

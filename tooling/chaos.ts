@@ -11,10 +11,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
-import { seededRandom } from '../src/paper/faults';
-import { startDevServer } from '../src/temporal/dev-server';
+import { seededRandom } from './paper/faults';
+import { startDevServer } from './temporal/dev-server';
 import { workflowsPath } from '../src/worker-factory';
-import { CrashEnv, KILL_POINTS, ScenarioResult, ScenarioSpec, faultScenarios, runScenario, startRestartableServer } from '../test/support/crash';
+import { CrashEnv, KILL_POINTS, ScenarioResult, ScenarioSpec, faultScenarios, runScenario, startRestartableServer } from './crash/crash';
 
 const seed = Number(process.env.CHAOS_SEED ?? 42);
 const kills = Number(process.env.CHAOS_KILLS ?? 52);

@@ -2,7 +2,7 @@
  * The paper exchange's books: one account's spot balances, USDⓈ-M futures wallet and positions, prices, and open
  * orders (spot, futures, futures conditional/algo). Pure in-memory state, driven by the HTTP layer in server.ts.
  */
-import { Decimal, ZERO, toDecimalString } from '../domain/money';
+import { Decimal, ZERO, toDecimalString } from '../../src/domain/money';
 
 export type PaperMarket = 'spot' | 'futures';
 

@@ -11,12 +11,12 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { Alert, GuardEvent } from '../../src/api/contract';
 import { BreakerClient } from '../../src/client';
-import { spreadOrders } from '../../src/paper/exchange';
-import type { FaultKind, FaultRuleInput } from '../../src/paper/faults';
-import { PaperServer, startPaperServer } from '../../src/paper/server';
-import { pollUntil } from '../../src/poll';
-import { freePort, startDevServer } from '../../src/temporal/dev-server';
-import { SPOT_VENUE, PERP_VENUE } from '../../src/seed-scenario';
+import { spreadOrders } from '../paper/exchange';
+import type { FaultKind, FaultRuleInput } from '../paper/faults';
+import { PaperServer, startPaperServer } from '../paper/server';
+import { pollUntil } from '../poll';
+import { freePort, startDevServer } from '../temporal/dev-server';
+import { SPOT_VENUE, PERP_VENUE } from '../seed-scenario';
 import { writeHistory } from './histories';
 import { WorkerProcess } from './worker-process';
 
@@ -195,7 +195,7 @@ export async function runScenario(env: CrashEnv, spec: ScenarioSpec): Promise<Sc
     }
     const events = await breaker.events(accountId);
     if (process.env.RECORD_HISTORIES === '1') {
-      writeHistory(path.resolve(__dirname, '../histories', `${spec.name}.json`), await breaker.handle(accountId).fetchHistory());
+      writeHistory(path.resolve(__dirname, '../../test/histories', `${spec.name}.json`), await breaker.handle(accountId).fetchHistory());
     }
     const snap = paper.exchange.snapshot();
     const logs = workers.map((w) => w.log).join('\n');

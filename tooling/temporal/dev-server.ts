@@ -5,7 +5,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import { Connection } from '@temporalio/client';
-import { SEARCH_ATTRIBUTE_DEFINITIONS } from '../api/contract';
+import { SEARCH_ATTRIBUTE_DEFINITIONS } from '../../src/api/contract';
 import { resolveTemporalCli } from './binaries';
 
 export interface DevServerOptions {

@@ -3,8 +3,8 @@
  * holding 0.2 BTC of exposure (0.1 BTC on spot, a 0.1 BTC long perp), and the BTC prices that produce losses of
  * 2.00 %, 3.50 %, 4.20 % and 5.50 %.
  */
-import type { BalanceReport } from './api/contract';
-import { Decimal, toDecimalString } from './domain/money';
+import type { BalanceReport } from '../src/api/contract';
+import { Decimal, toDecimalString } from '../src/domain/money';
 import type { PaperSeed } from './paper/exchange';
 
 export const SPOT_VENUE = 'binance-spot';
