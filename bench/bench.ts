@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { BalanceReport } from '../src/api/contract';
 import { BreakerClient } from '../src/client';
 import { BreakerState, transition } from '../src/domain/breaker';
@@ -21,7 +21,7 @@ import { DEFAULT_PRICES, spreadOrders } from '../tooling/paper/exchange';
 import { PaperServer, startPaperServer } from '../tooling/paper/server';
 import { PERP_VENUE, SPOT_VENUE } from '../tooling/seed-scenario';
 import { startDevServer } from '../tooling/temporal/dev-server';
-import { createGuardWorker, workflowsPath } from '../src/worker-factory';
+import { bundleGuardWorkflows, createGuardWorker } from '../src/worker-factory';
 import { WorkerProcess } from '../tooling/crash/worker-process';
 import { InProcessBreaker } from './baseline';
 import { median, percentile, processUsage, round } from './stats';
@@ -80,7 +80,7 @@ async function main(): Promise<void> {
 
   Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } } });
   const server = await startDevServer();
-  const { code } = await bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('ERROR') });
+  const { code } = await bundleGuardWorkflows({ logger: new DefaultLogger('ERROR') });
   const bundleDir = path.join(os.tmpdir(), `breaker-bench-${randomBytes(4).toString('hex')}`);
   mkdirSync(bundleDir, { recursive: true });
   const workflowBundle = path.join(bundleDir, 'workflow-bundle.js');

@@ -1,7 +1,12 @@
 /**
- * Builds a guard worker: the workflow code plus activities bound to this process's venue clients.
+ * Builds a guard worker: the workflow code plus activities bound to this process's venue clients, and bundles the
+ * workflow code. Both always use the guard's payload converter (src/api/payload-converter.ts), so that a payload
+ * the worker cannot decode reaches the guard as an UndecodablePayload instead of failing its workflow tasks for ever.
+ * Bundle the workflows only with {@link bundleGuardWorkflows}: a bundle built without the converter would bring
+ * that failure back.
  */
-import { NativeConnection, Worker, WorkerOptions } from '@temporalio/worker';
+import type { Logger } from '@temporalio/common';
+import { DefaultLogger, NativeConnection, Worker, WorkerOptions, bundleWorkflowCode } from '@temporalio/worker';
 import { createActivities } from './activities';
 import { TASK_QUEUE } from './api/contract';
 import type { VenueClient } from './exchanges/ccxt-factory';
@@ -10,7 +15,10 @@ export interface GuardWorkerOptions {
   connection: NativeConnection;
   namespace?: string;
   venues: ReadonlyMap<string, VenueClient>;
-  /** A prebuilt workflow bundle (faster start); the workflow sources are bundled when omitted. */
+  /**
+   * A prebuilt workflow bundle (faster start), built by {@link bundleGuardWorkflows}; the workflow sources are
+   * bundled (with the payload converter) when omitted.
+   */
   workflowBundle?: WorkerOptions['workflowBundle'];
   taskQueue?: string;
   /** Alerts are POSTed here as JSON besides being logged. */
@@ -21,12 +29,33 @@ export function workflowsPath(): string {
   return require.resolve('./workflows');
 }
 
+/** The module exporting the guard's `payloadConverter`, for `payloadConverterPath` options. */
+export function payloadConverterPath(): string {
+  return require.resolve('./api/payload-converter');
+}
+
+/**
+ * Bundles the guard's workflow code with its payload converter, for `workflowBundle: { code }` or a file passed as
+ * `workflowBundle: { codePath }` (e.g. BREAKER_WORKFLOW_BUNDLE).
+ * @param options.logger the bundler's logger @default a DefaultLogger at WARN
+ */
+export async function bundleGuardWorkflows(options: { logger?: Logger } = {}): Promise<{ code: string }> {
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: workflowsPath(),
+    payloadConverterPath: payloadConverterPath(),
+    logger: options.logger ?? new DefaultLogger('WARN'),
+  });
+  return { code };
+}
+
 export async function createGuardWorker(options: GuardWorkerOptions): Promise<Worker> {
   return Worker.create({
     connection: options.connection,
     namespace: options.namespace ?? 'default',
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: workflowsPath() }),
+    // The same converter as in the bundle: activity inputs and results, and the workflow code when bundled here.
+    dataConverter: { payloadConverterPath: payloadConverterPath() },
     activities: createActivities({ venues: options.venues, alertWebhookUrl: options.alertWebhookUrl }),
     // When a worker dies, its guards' workflow tasks wait this long on its sticky queue before another worker takes
     // them; the default 10 s would add to every recovery.

@@ -10,10 +10,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
 import { seededRandom } from './paper/faults';
 import { startDevServer } from './temporal/dev-server';
-import { workflowsPath } from '../src/worker-factory';
+import { bundleGuardWorkflows } from '../src/worker-factory';
 import { CrashEnv, KILL_POINTS, ScenarioResult, ScenarioSpec, faultScenarios, runScenario, startRestartableServer } from './crash/crash';
 
 const seed = Number(process.env.CHAOS_SEED ?? 42);
@@ -65,7 +64,7 @@ async function main(): Promise<number> {
   const started = Date.now();
   console.log(`chaos: seed ${seed}, ${kills} kill points, ${faultScenarios().length} fault kinds, server restarts, concurrency ${concurrency}`);
   const server = await startDevServer({ log: (l) => console.log(l) });
-  const { code } = await bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('WARN') });
+  const { code } = await bundleGuardWorkflows();
   const workflowBundle = path.join(mkdtempSync(path.join(os.tmpdir(), 'chaos-')), 'workflow-bundle.js');
   writeFileSync(workflowBundle, code);
   const connection = await Connection.connect({ address: server.address });

@@ -4,10 +4,9 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
 import { resolveTemporalCli } from '../../tooling/temporal/binaries';
 import { startDevServer } from '../../tooling/temporal/dev-server';
-import { workflowsPath } from '../../src/worker-factory';
+import { bundleGuardWorkflows } from '../../src/worker-factory';
 
 export const BUNDLE_PATH = path.resolve(__dirname, '../../.cache/workflow-bundle.js');
 
@@ -19,7 +18,7 @@ export default async function globalSetup(): Promise<void> {
   (globalThis as { __devServer?: typeof server }).__devServer = server;
   process.env.TEST_TEMPORAL_ADDRESS = server.address;
   process.env.TEST_TEMPORAL_CLI = cli;
-  const { code } = await bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('WARN') });
+  const { code } = await bundleGuardWorkflows();
   mkdirSync(path.dirname(BUNDLE_PATH), { recursive: true });
   writeFileSync(BUNDLE_PATH, code);
   process.env.TEST_WORKFLOW_BUNDLE = BUNDLE_PATH;
