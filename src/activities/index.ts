@@ -6,6 +6,7 @@ import { Context } from '@temporalio/activity';
 import ccxt from 'ccxt';
 import type { Alert } from '../api/contract';
 import { DecimalString, toDecimalString } from '../domain/money';
+import { PricingMarket, priceAssets, planPrices } from '../domain/pricing';
 import type { PositionReport } from '../domain/report';
 import type { VenueClient } from '../exchanges/ccxt-factory';
 import { PassProgress, cancelPass } from './cancel-pass';
@@ -69,11 +70,85 @@ async function heartbeating<T>(progress: () => unknown, work: () => Promise<T>):
   }
 }
 
+/**
+ * A venue client reloads its markets (to find a coin listed after the worker started) at most this often: Binance's
+ * exchangeInfo is a heavy request (weight 20 on spot), and an asset that no market will ever price (dust of a
+ * delisted coin) would otherwise reload them on every read.
+ */
+const MARKET_RELOAD_INTERVAL_MS = 5 * 60_000;
+/** When each ccxt instance last reloaded its markets for an unpriced asset (its first load does not count). */
+const lastMarketReload = new WeakMap<object, number>();
+
+/**
+ * The markets of a venue that can price its holdings: active spot markets on a spot venue; on a USDⓈ-M venue, the
+ * active linear perpetuals it lists (delivery contracts expire; the spot bridge is another venue's business).
+ */
+function pricingMarkets(client: VenueClient): PricingMarket[] {
+  return Object.values(client.exchange.markets ?? {})
+    .filter((m) => m !== undefined && m.active !== false && (client.kind === 'spot' ? m.spot : m.swap && m.linear))
+    .map((m) => ({ symbol: m.symbol, base: m.base, quote: m.quote }));
+}
+
+/** Claims this client's market reload if none happened within {@link MARKET_RELOAD_INTERVAL_MS}. */
+function claimMarketReload(client: VenueClient, now = Date.now()): boolean {
+  const last = lastMarketReload.get(client.exchange);
+  if (last !== undefined && now - last < MARKET_RELOAD_INTERVAL_MS) return false;
+  lastMarketReload.set(client.exchange, now);
+  return true;
+}
+
+/**
+ * Last prices of `symbols` in one tickers request. Binance refuses the whole request (-1121, ccxt's BadSymbol) when
+ * one symbol no longer exists (a market delisted since the markets were loaded); then every ticker is fetched once
+ * instead, so that one delisted coin cannot blind the read of everything else.
+ */
+async function fetchLastPrices(client: VenueClient, symbols: readonly string[]): Promise<Record<string, unknown>> {
+  const ex = client.exchange;
+  let tickers: Awaited<ReturnType<typeof ex.fetchTickers>>;
+  try {
+    tickers = await ex.fetchTickers([...symbols]);
+  } catch (err) {
+    if (!(err instanceof ccxt.BadSymbol)) throw err;
+    tickers = await ex.fetchTickers();
+  }
+  // With `number: String` (ccxt-factory) ccxt hands the venue's decimal strings through; pricing validates them.
+  return Object.fromEntries(symbols.map((symbol) => [symbol, tickers[symbol]?.last as unknown]));
+}
+
+/**
+ * Prices the held assets in the reference currency (see src/domain/pricing.ts for the routes): when an asset has no
+ * route in the loaded markets, the markets are reloaded first (at most once per read and per 5 minutes), then the
+ * needed tickers are fetched in one request. Assets that stay unpriced are left out: the guard's core decides.
+ */
+async function priceHeldAssets(client: VenueClient, held: string[], reference: string): Promise<Record<string, DecimalString>> {
+  let markets = pricingMarkets(client);
+  let plan = planPrices(held, reference, markets);
+  if (plan.unpriced.length > 0 && claimMarketReload(client)) {
+    try {
+      await client.exchange.loadMarkets(true);
+      markets = pricingMarkets(client);
+      plan = planPrices(held, reference, markets);
+    } catch (err) {
+      // The markets loaded before stay in use; the assets they cannot price stay unpriced, which the guard sees.
+      Context.current().log.warn(`${client.id}: reloading markets failed: ${(err as Error).message}`);
+    }
+  }
+  const last = plan.symbolsToFetch.length > 0 ? await fetchLastPrices(client, plan.symbolsToFetch) : {};
+  const priced = priceAssets(held, reference, markets, last);
+  if (priced.unpriced.length > 0) {
+    Context.current().log.debug(`${client.id}: unpriced in ${reference}: ${priced.unpriced.map((u) => `${u.asset} (${u.detail})`).join('; ')}`);
+  }
+  return priced.prices;
+}
+
 export function createActivities(deps: ActivityDeps) {
   return {
     /**
-     * Reads a venue's balances, prices of held assets in the reference currency, and open positions.
-     * For USDⓈ-M futures the balance is the wallet balance; positions carry their unrealized P&L separately.
+     * Reads a venue's non-zero balances, prices of held assets in the reference currency, and open positions.
+     * Prices come from a direct market, a bridge (`XYZ/BTC × BTC/USDT`) or, for a Simple Earn `LD…` token, its coin;
+     * the reference currency is priced 1; an asset no market prices is absent from `prices` (still in `balances`).
+     * For USDⓈ-M futures the balance is the wallet balance, priced from the perpetuals the venue lists; positions
+     * carry their unrealized P&L separately.
      */
     async readVenue(venue: string, referenceCurrency: string): Promise<VenueReading> {
       const client = requireVenue(deps, venue);
@@ -81,7 +156,10 @@ export function createActivities(deps: ActivityDeps) {
       try {
         await ex.loadMarkets();
         const balances: Record<string, DecimalString> = {};
-        for (const [asset, amount] of Object.entries(await client.books.balances())) balances[asset] = toDecimalString(amount);
+        for (const [asset, amount] of Object.entries(await client.books.balances())) {
+          // Binance's balance list is the whole asset catalogue, mostly zero rows; only holdings are returned.
+          if (!amount.isZero()) balances[asset] = toDecimalString(amount);
+        }
         const positions: PositionReport[] = (await client.books.positions()).map((p) => ({
           symbol: ex.markets_by_id?.[p.symbol]?.[0]?.symbol ?? p.symbol,
           side: p.amount.isNegative() ? 'short' : 'long',
@@ -90,20 +168,7 @@ export function createActivities(deps: ActivityDeps) {
           entryPrice: toDecimalString(p.entryPrice),
           markPrice: toDecimalString(p.markPrice),
         }));
-        const symbols = Object.keys(balances)
-          .filter((asset) => asset !== referenceCurrency)
-          .map((asset) => `${asset}/${referenceCurrency}${client.kind === 'perp' ? `:${referenceCurrency}` : ''}`)
-          .filter((symbol) => ex.markets?.[symbol] !== undefined);
-        const prices: Record<string, DecimalString> = {};
-        if (symbols.length > 0) {
-          const tickers = await ex.fetchTickers(symbols);
-          for (const symbol of symbols) {
-            const last = tickers[symbol]?.last;
-            // A missing or odd price leaves the asset unpriced; the valuation is then incomplete and decides nothing.
-            if (last === undefined || !/^\d+(\.\d+)?$/.test(String(last))) continue;
-            prices[ex.markets![symbol]!.base] = String(last);
-          }
-        }
+        const prices = await priceHeldAssets(client, Object.keys(balances), referenceCurrency);
         return { venue, balances, prices, positions, asOf: new Date().toISOString() };
       } catch (err) {
         throw classifyExchangeError(err, venue);

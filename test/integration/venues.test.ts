@@ -63,6 +63,118 @@ describe('readVenue', () => {
   });
 });
 
+/** A signed GET straight to the paper exchange (no ccxt), to see the venue's raw answer. */
+async function signedGet(path: string, params = '') {
+  const query = `${params}${params ? '&' : ''}timestamp=${Date.now()}&recvWindow=5000`;
+  const signature = createHmac('sha256', credentials.secret).update(query).digest('hex');
+  const res = await fetch(`${paper.url}${path}?${query}&signature=${signature}`, { headers: { 'X-MBX-APIKEY': credentials.apiKey } });
+  return res.json() as Promise<Record<string, unknown>>;
+}
+
+const control = (method: string, path: string, body?: unknown) =>
+  fetch(`${paper.url}${path}`, { method, ...(body !== undefined ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}) });
+
+// What readVenue prices beyond ASSET/USDT (issue 7, items 7 and 11). Each of these fails on the readVenue before
+// bridge pricing, which priced only ASSET/USDT markets loaded at start-up (see the comment on each).
+describe('readVenue prices what the venue can price', () => {
+  it('prices a Simple Earn token as its coin, a real coin named LD…, and a BTC-only coin through BTC', async () => {
+    // before: LDBTC, LDUSDT and XYZ were unpriced (no LDBTC/USDT, LDUSDT/USDT or XYZ/USDT market)
+    paper.exchange.seed({
+      markets: [{ base: 'XYZ', quote: 'BTC', price: '0.0005' }],
+      prices: { LDO: '1.5' },
+      spotBalances: { LDBTC: '0.5', LDUSDT: '100', LDO: '10', XYZ: '1000' },
+    });
+    expect(paper.exchange.listings.has('XYZUSDT')).toBe(false);
+    const acts = activities();
+    const reading = await activityEnv().run(acts.readVenue, 'spot', 'USDT');
+    expect(reading.balances).toEqual({ USDT: '4000', BTC: '0.1', LDBTC: '0.5', LDUSDT: '100', LDO: '10', XYZ: '1000' });
+    expect(reading.prices).toEqual({ USDT: '1', BTC: '40000', LDBTC: '40000', LDUSDT: '1', LDO: '1.5', XYZ: '20' });
+    // Moving BTC moves the XYZBTC market (XYZ keeps its USDT value of 20), and the bridge follows.
+    paper.exchange.setPrice('BTC', '50000');
+    expect((await activityEnv().run(acts.readVenue, 'spot', 'USDT')).prices).toMatchObject({ BTC: '50000', LDBTC: '50000', XYZ: '20' });
+    // Only the tickers needed, in one request per read; markets loaded once (nothing was missing).
+    expect(paper.requests.get('GET /api/v3/ticker/24hr')).toBe(2);
+    expect(paper.requests.get('GET /api/v3/exchangeInfo')).toBe(1);
+  });
+
+  it('drops the zero rows of the full balance list the venue returns', async () => {
+    // before: the paper exchange returned only seeded rows, so the read never met Binance's full list
+    paper.exchange.seed({ spotBalances: { ETH: '0', SOL: '0.00000000' } });
+    const raw = (await signedGet('/api/v3/account')).balances as { asset: string; free: string; locked: string }[];
+    expect(raw).toContainEqual({ asset: 'ETH', free: '0.00000000', locked: '0.00000000' });
+    expect(raw).toContainEqual({ asset: 'ADA', free: '0.00000000', locked: '0.00000000' });
+    expect(raw.length).toBeGreaterThan(20);
+    const omitted = (await signedGet('/api/v3/account', 'omitZeroBalances=true')).balances;
+    expect(omitted).toEqual([
+      { asset: 'USDT', free: '4000.00000000', locked: '0.00000000' },
+      { asset: 'BTC', free: '0.10000000', locked: '0.00000000' },
+    ]);
+    const reading = await activityEnv().run(activities().readVenue, 'spot', 'USDT');
+    expect(reading.balances).toEqual({ USDT: '4000', BTC: '0.1' });
+    expect(reading.prices).toEqual({ USDT: '1', BTC: '40000' });
+  });
+
+  it('leaves dust of a delisted coin unpriced but in balances, reloading markets once and not again within 5 minutes', async () => {
+    // before: no reload was ever attempted, and the reference currency had no price entry
+    paper.exchange.seed({ spotBalances: { DUST: '12.5' } });
+    const acts = activities();
+    const first = await activityEnv().run(acts.readVenue, 'spot', 'USDT');
+    expect(first.balances).toEqual({ USDT: '4000', BTC: '0.1', DUST: '12.5' });
+    expect(first.prices).toEqual({ USDT: '1', BTC: '40000' });
+    expect(paper.requests.get('GET /api/v3/exchangeInfo')).toBe(2); // the first load, and one reload for DUST
+    await activityEnv().run(acts.readVenue, 'spot', 'USDT');
+    expect(paper.requests.get('GET /api/v3/exchangeInfo')).toBe(2);
+  });
+
+  it('a market delisted after the markets were loaded does not blind the read of the rest', async () => {
+    // before: the tickers request named ETHUSDT, which the venue refuses (-1121) once delisted: the whole read failed
+    paper.exchange.seed({ spotBalances: { ETH: '2' } });
+    const acts = activities();
+    expect((await activityEnv().run(acts.readVenue, 'spot', 'USDT')).prices).toEqual({ USDT: '1', BTC: '40000', ETH: '2000' });
+    expect((await control('DELETE', '/control/markets/ETHUSDT')).status).toBe(200);
+    const reading = await activityEnv().run(acts.readVenue, 'spot', 'USDT');
+    expect(reading.balances).toEqual({ USDT: '4000', BTC: '0.1', ETH: '2' });
+    expect(reading.prices).toEqual({ USDT: '1', BTC: '40000' });
+  });
+
+  it('prices a coin listed after the client loaded its markets', async () => {
+    // before: NEWCOIN/USDT was not in the markets loaded at start-up, so NEWCOIN stayed unpriced until a restart
+    const acts = activities();
+    expect((await activityEnv().run(acts.readVenue, 'spot', 'USDT')).prices).toEqual({ USDT: '1', BTC: '40000' });
+    const listed = await control('POST', '/control/markets', { base: 'NEWCOIN', quote: 'USDT', price: '2.5' });
+    expect(await listed.json()).toEqual({ symbol: 'NEWCOIN' + 'USDT', base: 'NEWCOIN', quote: 'USDT', spot: true, futures: false });
+    paper.exchange.seed({ spotBalances: { NEWCOIN: '100' } });
+    const reading = await activityEnv().run(acts.readVenue, 'spot', 'USDT');
+    expect(reading.prices).toEqual({ USDT: '1', BTC: '40000', NEWCOIN: '2.5' });
+    expect(paper.requests.get('GET /api/v3/exchangeInfo')).toBe(2);
+  });
+
+  it('prices futures wallet assets from the perpetuals the venue lists, and a Simple Earn margin asset', async () => {
+    // before: LDUSDT (a multi-assets-mode margin asset) was unpriced; XYZ has no perpetual and stays unpriced
+    paper.exchange.seed({ markets: [{ base: 'XYZ', quote: 'BTC', price: '0.0005' }], futuresBalances: { BNB: '3', LDUSDT: '50', XYZ: '1' } });
+    const reading = await activityEnv().run(activities().readVenue, 'perp', 'USDT');
+    expect(reading.balances).toEqual({ USDT: '2000', BNB: '3', LDUSDT: '50', XYZ: '1' });
+    expect(reading.prices).toEqual({ USDT: '1', BNB: '300', LDUSDT: '1' });
+  });
+});
+
+describe('paper exchange markets', () => {
+  it('lists BTC-quoted markets in exchangeInfo and the tickers, priced from the assets\' prices', async () => {
+    paper.exchange.seed({ markets: [{ base: 'XYZ', quote: 'BTC', price: '0.0005' }] });
+    const info = (await (await fetch(`${paper.url}/api/v3/exchangeInfo`)).json()) as { symbols: { symbol: string; baseAsset: string; quoteAsset: string }[] };
+    expect(info.symbols).toContainEqual(expect.objectContaining({ symbol: 'XYZBTC', baseAsset: 'XYZ', quoteAsset: 'BTC' }));
+    expect(info.symbols.map((s) => s.symbol)).not.toContain('XYZUSDT');
+    const tickers = await fetch(`${paper.url}/api/v3/ticker/24hr?symbols=${encodeURIComponent('["XYZBTC","BTCUSDT"]')}`);
+    expect(((await tickers.json()) as { symbol: string; lastPrice: string }[]).map((t) => [t.symbol, t.lastPrice])).toEqual([['XYZBTC', '0.0005'], ['BTCUSDT', '40000']]);
+    const unknown = await fetch(`${paper.url}/api/v3/ticker/24hr?symbols=${encodeURIComponent('["XYZUSDT"]')}`);
+    expect([unknown.status, await unknown.json()]).toEqual([400, { code: -1121, msg: 'Invalid symbol.' }]);
+    // The futures side lists USDT/USDC contracts only.
+    const futures = (await (await fetch(`${paper.url}/fapi/v1/exchangeInfo`)).json()) as { symbols: { symbol: string }[] };
+    expect(futures.symbols.map((s) => s.symbol)).not.toContain('XYZBTC');
+    expect((await control('POST', '/control/markets', { base: 'XYZ', quote: 'BTC', futures: true })).status).toBe(400);
+  });
+});
+
 describe('cancelAllOpenOrders', () => {
   it('cancels normal and conditional orders on every symbol and verifies zero', async () => {
     const acts = activities();
@@ -138,7 +250,8 @@ describe('paper exchange authentication', () => {
     const query = `timestamp=${Date.now()}&recvWindow=5000`;
     const res = await get(`${query}&signature=${sign(query)}`);
     expect(res.status).toBe(200);
-    expect(((await res.json()) as { balances: unknown[] }).balances).toContainEqual({ asset: 'BTC', free: '0.1', locked: '0.00000000' });
+    // Binance prints amounts with 8 decimals.
+    expect(((await res.json()) as { balances: unknown[] }).balances).toContainEqual({ asset: 'BTC', free: '0.10000000', locked: '0.00000000' });
   });
 
   it.each([

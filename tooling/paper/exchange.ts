@@ -1,6 +1,12 @@
 /**
- * The paper exchange's books: one account's spot balances, USDⓈ-M futures wallet and positions, prices, and open
- * orders (spot, futures, futures conditional/algo). Pure in-memory state, driven by the HTTP layer in server.ts.
+ * The paper exchange's books: one account's spot balances, USDⓈ-M futures wallet and positions, prices, the markets
+ * listed on each side, and open orders (spot, futures, futures conditional/algo). Pure in-memory state, driven by the
+ * HTTP layer in server.ts.
+ *
+ * Prices are kept per asset, in USDT (what the control API sets); a market's last price is derived from its two
+ * assets' prices, so that moving BTC moves every BTC market consistently (`XYZBTC` = XYZ's price ÷ BTC's price).
+ * Which markets exist is separate from which assets have a price: an asset can be held with no market at all (dust
+ * of a delisted coin, a Simple Earn `LD…` token) or with only a BTC market, as on the real venue.
  */
 import { Decimal, ZERO, toDecimalString } from '../../src/domain/money';
 
@@ -31,9 +37,46 @@ export interface PaperPosition {
   entryPrice: string;
 }
 
-/** What the control API accepts to set the account up. Every amount is a decimal string. */
+/** A market listed by the paper exchange, on spot, on USDⓈ-M futures (a perpetual), or both. */
+export interface PaperListing {
+  /** Binance symbol: base then quote, e.g. "XYZBTC". */
+  symbol: string;
+  base: string;
+  quote: string;
+  spot: boolean;
+  futures: boolean;
+}
+
+/** A market to list, through the seed or `POST /control/markets`. */
+export interface NewPaperListing {
+  base: string;
+  /** Default USDT. */
+  quote?: string;
+  /**
+   * The market's price in its quote currency (e.g. XYZBTC at "0.0005"); it sets the base asset's price. Required when
+   * the base has no price yet.
+   */
+  price?: string;
+  /** Listed on spot; default true. */
+  spot?: boolean;
+  /** Listed as a USDⓈ-M perpetual (quote USDT or USDC only); default false. */
+  futures?: boolean;
+}
+
+/**
+ * What the control API accepts to set the account up. Every amount is a decimal string. Applied in this order:
+ * markets are listed first (so that a price in `prices` for a coin listed only against BTC does not list it against
+ * USDT), then prices, then the markets' own prices, balances, positions and orders.
+ */
 export interface PaperSeed {
+  /** USDT price per asset. Setting the price of an asset that has no market lists ASSETUSDT on spot and futures. */
   prices?: Record<string, string>;
+  /** Extra markets, e.g. `{ base: 'XYZ', quote: 'BTC', price: '0.0005' }` for a coin with only a BTC pair. */
+  markets?: NewPaperListing[];
+  /**
+   * Spot balances, any asset: one with no market (delisted dust), a Simple Earn token (`LDBTC`, `LDUSDT`), a zero
+   * row ("0" shows as a zero row in the account's balance list, as on Binance).
+   */
   spotBalances?: Record<string, string>;
   futuresBalances?: Record<string, string>;
   positions?: PaperPosition[];
@@ -59,6 +102,22 @@ export const DEFAULT_PRICES: Record<string, string> = {
   LINK: '15', LTC: '70', TRX: '0.1', ATOM: '8', NEAR: '3', UNI: '6', APT: '8', ARB: '1', OP: '2', FIL: '5', SUI: '1',
 };
 export const QUOTE = 'USDT';
+
+/**
+ * USDⓈ-M futures lists USDT- and USDC-margined contracts only (the `marginAsset` of each symbol in
+ * https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Exchange-Information).
+ */
+export const FUTURES_QUOTES = ['USDT', 'USDC'] as const;
+
+/** Binance asset names: upper-case letters and digits (e.g. "BTC", "LDUSDT", "1000SATS"). */
+const ASSET = /^[A-Z0-9]{1,20}$/;
+
+/** The listings every paper exchange starts with: each default asset against USDT, on spot and futures. */
+function defaultListings(): Map<string, PaperListing> {
+  return new Map(
+    Object.keys(DEFAULT_PRICES).map((base) => [`${base}${QUOTE}`, { symbol: `${base}${QUOTE}`, base, quote: QUOTE, spot: true, futures: true }]),
+  );
+}
 
 /**
  * `n` resting orders spread round-robin over the three books (spot, perp, perp conditional) and the 20 default
@@ -87,7 +146,10 @@ export class PaperBookError extends Error {
 }
 
 export class PaperExchange {
+  /** USDT price per asset. */
   prices = new Map<string, string>(Object.entries(DEFAULT_PRICES));
+  /** Listed markets by Binance symbol. */
+  listings = defaultListings();
   spotBalances = new Map<string, string>();
   futuresBalances = new Map<string, string>();
   positions = new Map<string, PaperPosition>();
@@ -98,6 +160,7 @@ export class PaperExchange {
 
   reset(): void {
     this.prices = new Map(Object.entries(DEFAULT_PRICES));
+    this.listings = defaultListings();
     this.spotBalances.clear();
     this.futuresBalances.clear();
     this.positions.clear();
@@ -106,35 +169,133 @@ export class PaperExchange {
   }
 
   seed(seed: PaperSeed): void {
+    const markets = seed.markets ?? [];
+    for (const m of markets) this.listMarket({ ...m, price: undefined }, { priceLater: true });
     for (const [asset, price] of Object.entries(seed.prices ?? {})) this.setPrice(asset, price);
-    for (const [asset, amount] of Object.entries(seed.spotBalances ?? {})) this.spotBalances.set(asset, checked(amount));
-    for (const [asset, amount] of Object.entries(seed.futuresBalances ?? {})) this.futuresBalances.set(asset, checked(amount));
+    for (const m of markets) this.listMarket(m);
+    for (const [asset, amount] of Object.entries(seed.spotBalances ?? {})) this.spotBalances.set(checkedAsset(asset), checked(amount));
+    for (const [asset, amount] of Object.entries(seed.futuresBalances ?? {})) this.futuresBalances.set(checkedAsset(asset), checked(amount));
     for (const p of seed.positions ?? []) {
-      this.requireSymbol(p.symbol);
+      this.requireSymbol(p.symbol, 'futures');
       this.positions.set(p.symbol, { symbol: p.symbol, positionAmt: checked(p.positionAmt), entryPrice: checked(p.entryPrice) });
     }
     for (const order of seed.orders ?? []) this.placeOrder(order);
   }
 
+  /**
+   * Sets an asset's USDT price. An asset with no market yet gets ASSETUSDT on spot and futures (what setting a price
+   * has always done here); one that already has markets keeps exactly those.
+   */
   setPrice(asset: string, price: string): void {
+    checkedAsset(asset);
     if (!new Decimal(checked(price)).gt(0)) throw new PaperBookError(-1100, `price of ${asset} must be positive`);
     this.prices.set(asset, price);
+    if (asset !== QUOTE && ![...this.listings.values()].some((l) => l.base === asset)) {
+      this.listings.set(`${asset}${QUOTE}`, { symbol: `${asset}${QUOTE}`, base: asset, quote: QUOTE, spot: true, futures: true });
+    }
   }
 
-  /** Symbols listed on both markets: every priced asset against USDT. */
-  symbols(): { symbol: string; base: string }[] {
-    return [...this.prices.keys()].filter((a) => a !== QUOTE).map((base) => ({ symbol: `${base}${QUOTE}`, base }));
+  /**
+   * Lists a market (or changes an existing one's sides and price): what a coin listed after a client loaded its
+   * markets looks like, since `exchangeInfo` lists it from now on.
+   * @param options.priceLater list now, check and set prices in a second call (the seed lists first, prices after)
+   */
+  listMarket(input: NewPaperListing, options: { priceLater?: boolean } = {}): PaperListing {
+    const base = checkedAsset(input.base);
+    const quote = checkedAsset(input.quote ?? QUOTE);
+    if (base === quote) throw new PaperBookError(-1100, `a market needs two different assets, got ${base}/${quote}`);
+    const symbol = `${base}${quote}`;
+    const existing = this.listings.get(symbol);
+    const futures = input.futures ?? existing?.futures ?? false;
+    if (futures && !(FUTURES_QUOTES as readonly string[]).includes(quote)) {
+      throw new PaperBookError(-1100, `USDⓈ-M futures list ${FUTURES_QUOTES.join(' and ')} contracts only, not ${symbol}`);
+    }
+    if (!options.priceLater) {
+      const quotePrice = this.usdtPrice(quote);
+      if (quotePrice === undefined) throw new PaperBookError(-1100, `${quote} has no price: set it first (POST /control/prices)`);
+      if (input.price !== undefined) {
+        const price = new Decimal(checked(input.price));
+        if (!price.gt(0)) throw new PaperBookError(-1100, `price of ${symbol} must be positive`);
+        this.prices.set(base, toDecimalString(price.times(quotePrice)));
+      } else if (this.usdtPrice(base) === undefined) {
+        throw new PaperBookError(-1100, `${base} has no price: give the market's "price" in ${quote}`);
+      }
+    }
+    const listing: PaperListing = { symbol, base, quote, spot: input.spot ?? existing?.spot ?? true, futures };
+    this.listings.set(symbol, listing);
+    return listing;
   }
 
-  priceOfSymbol(symbol: string): Decimal {
-    const base = this.requireSymbol(symbol);
-    return new Decimal(this.prices.get(base)!);
+  /**
+   * Delists a market: it leaves exchangeInfo and the tickers, and its open orders are cancelled (Binance's delisting
+   * announcements: trading stops and open orders are removed at the delisting time). Balances stay, as dust.
+   */
+  delistMarket(symbol: string): PaperListing {
+    const listing = this.listings.get(symbol);
+    if (!listing) throw new PaperBookError(-1121, 'Invalid symbol.');
+    if (this.positions.has(symbol)) throw new PaperBookError(-1100, `${symbol} has an open position; close it first`);
+    for (const o of this.openOrders('spot', false, symbol).concat(this.openOrders('futures', false, symbol), this.openOrders('futures', true, symbol))) {
+      this.orders.delete(o.orderId);
+    }
+    this.listings.delete(symbol);
+    return listing;
   }
 
-  requireSymbol(symbol: string): string {
-    const found = this.symbols().find((s) => s.symbol === symbol);
-    if (!found) throw new PaperBookError(-1121, 'Invalid symbol.');
-    return found.base;
+  /** An asset's USDT price (USDT itself: 1), if it has one. */
+  private usdtPrice(asset: string): Decimal | undefined {
+    if (asset === QUOTE) return new Decimal(1);
+    const price = this.prices.get(asset);
+    return price === undefined ? undefined : new Decimal(price);
+  }
+
+  /** The markets listed on one side (or on either side when `market` is omitted), in listing order. */
+  markets(market?: PaperMarket): PaperListing[] {
+    return [...this.listings.values()].filter((l) => (market === undefined ? true : market === 'spot' ? l.spot : l.futures));
+  }
+
+  /** Symbols listed on a side (or either side), with their base: what exchangeInfo, tickers and brackets list. */
+  symbols(market?: PaperMarket): { symbol: string; base: string; quote: string }[] {
+    return this.markets(market).map(({ symbol, base, quote }) => ({ symbol, base, quote }));
+  }
+
+  /**
+   * A market's last price in its quote currency: the base's USDT price over the quote's. USDT markets carry the
+   * price exactly as set; other quotes are rounded to 8 decimals, Binance's quote precision.
+   */
+  priceOfSymbol(symbol: string, market?: PaperMarket): Decimal {
+    const listing = this.requireListing(symbol, market);
+    const base = this.usdtPrice(listing.base);
+    const quote = this.usdtPrice(listing.quote);
+    if (base === undefined || quote === undefined) throw new PaperBookError(-1121, 'Invalid symbol.');
+    return listing.quote === QUOTE ? base : base.div(quote).toDecimalPlaces(8);
+  }
+
+  /** The base asset of a listed symbol; Binance's -1121 otherwise. */
+  requireSymbol(symbol: string, market?: PaperMarket): string {
+    return this.requireListing(symbol, market).base;
+  }
+
+  requireListing(symbol: string, market?: PaperMarket): PaperListing {
+    const found = this.listings.get(symbol);
+    if (!found || (market === 'spot' && !found.spot) || (market === 'futures' && !found.futures)) {
+      throw new PaperBookError(-1121, 'Invalid symbol.');
+    }
+    return found;
+  }
+
+  /**
+   * Every asset the account's spot balance list shows: those with a balance first, then every asset of a listed
+   * spot market. Binance's list is the exchange's whole asset catalogue, most rows zero.
+   */
+  spotAssets(): string[] {
+    const assets = new Set(this.spotBalances.keys());
+    const listed = new Set<string>();
+    for (const l of this.markets('spot')) {
+      listed.add(l.base);
+      listed.add(l.quote);
+    }
+    for (const a of [...listed].sort()) assets.add(a);
+    return [...assets];
   }
 
   openOrders(market: PaperMarket, algo: boolean, symbol?: string): PaperOrder[] {
@@ -144,7 +305,7 @@ export class PaperExchange {
   }
 
   placeOrder(order: NewPaperOrder): PaperOrder {
-    this.requireSymbol(order.symbol);
+    this.requireSymbol(order.symbol, order.market);
     const quantity = new Decimal(checked(order.quantity));
     if (!quantity.gt(0)) throw new PaperBookError(-1013, 'Invalid quantity.');
     const type = (order.type ?? (order.stopPrice ? 'STOP_MARKET' : 'LIMIT')).toUpperCase();
@@ -173,15 +334,15 @@ export class PaperExchange {
 
   /** Market orders fill at once at the current price. Futures fills move the position; reduce-only never flips it. */
   private fill(order: PaperOrder): void {
-    const price = this.priceOfSymbol(order.symbol);
+    const price = this.priceOfSymbol(order.symbol, order.market);
+    const { base, quote } = this.requireListing(order.symbol, order.market);
     const signed = new Decimal(order.origQty).times(order.side === 'BUY' ? 1 : -1);
     if (order.market === 'spot') {
-      const base = this.requireSymbol(order.symbol);
       const baseBalance = new Decimal(this.spotBalances.get(base) ?? '0').plus(signed);
-      const quoteBalance = new Decimal(this.spotBalances.get(QUOTE) ?? '0').minus(signed.times(price));
+      const quoteBalance = new Decimal(this.spotBalances.get(quote) ?? '0').minus(signed.times(price));
       if (baseBalance.isNegative() || quoteBalance.isNegative()) throw new PaperBookError(-2010, 'Account has insufficient balance for requested action.');
       this.spotBalances.set(base, toDecimalString(baseBalance));
-      this.spotBalances.set(QUOTE, toDecimalString(quoteBalance));
+      this.spotBalances.set(quote, toDecimalString(quoteBalance));
     } else {
       const current = this.positions.get(order.symbol);
       const amount = new Decimal(current?.positionAmt ?? '0');
@@ -195,8 +356,9 @@ export class PaperExchange {
       const closing = amount.isZero() || amount.isNegative() === change.isNegative() ? ZERO : Decimal.min(change.abs(), amount.abs());
       if (current && closing.gt(0)) {
         const pnl = price.minus(current.entryPrice).times(closing).times(amount.isNegative() ? -1 : 1);
-        const wallet = new Decimal(this.futuresBalances.get(QUOTE) ?? '0').plus(pnl);
-        this.futuresBalances.set(QUOTE, toDecimalString(wallet));
+        // P&L settles in the contract's margin asset (its quote: USDT or USDC).
+        const wallet = new Decimal(this.futuresBalances.get(quote) ?? '0').plus(pnl);
+        this.futuresBalances.set(quote, toDecimalString(wallet));
       }
       if (next.isZero()) this.positions.delete(order.symbol);
       else {
@@ -219,7 +381,7 @@ export class PaperExchange {
   }
 
   cancelAll(market: PaperMarket, algo: boolean, symbol: string): PaperOrder[] {
-    this.requireSymbol(symbol);
+    this.requireSymbol(symbol, market);
     const cancelled = this.openOrders(market, algo, symbol);
     for (const o of cancelled) this.orders.delete(o.orderId);
     this.stats.cancelled += cancelled.length;
@@ -227,7 +389,7 @@ export class PaperExchange {
   }
 
   unrealizedPnl(position: PaperPosition): Decimal {
-    return this.priceOfSymbol(position.symbol).minus(position.entryPrice).times(position.positionAmt);
+    return this.priceOfSymbol(position.symbol, 'futures').minus(position.entryPrice).times(position.positionAmt);
   }
 
   /** A summary for the control API and the demo. */
@@ -235,6 +397,7 @@ export class PaperExchange {
     const orders = [...this.orders.values()];
     return {
       prices: Object.fromEntries(this.prices),
+      markets: this.markets().map((l) => ({ ...l, price: toDecimalString(this.priceOfSymbol(l.symbol)) })),
       spotBalances: Object.fromEntries(this.spotBalances),
       futuresBalances: Object.fromEntries(this.futuresBalances),
       positions: [...this.positions.values()].map((p) => ({ ...p, unrealizedPnl: toDecimalString(this.unrealizedPnl(p)) })),
@@ -247,6 +410,13 @@ export class PaperExchange {
       stats: { ...this.stats },
     };
   }
+}
+
+function checkedAsset(asset: string): string {
+  if (typeof asset !== 'string' || !ASSET.test(asset)) {
+    throw new PaperBookError(-1100, `Illegal characters found in a parameter: ${JSON.stringify(asset)} is not an asset name (upper-case letters and digits).`);
+  }
+  return asset;
 }
 
 function checked(amount: string): string {

@@ -6,7 +6,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import Fastify, { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ZERO, toDecimalString } from '../../src/domain/money';
-import { NewPaperOrder, PaperBookError, PaperExchange, PaperMarket, PaperOrder, PaperSeed, QUOTE } from './exchange';
+import { Decimal } from '../../src/domain/money';
+import { NewPaperListing, NewPaperOrder, PaperBookError, PaperExchange, PaperListing, PaperMarket, PaperOrder, PaperSeed, QUOTE } from './exchange';
 import { FaultInjector, FaultRuleInput } from './faults';
 
 export interface PaperCredentials {
@@ -30,6 +31,8 @@ export interface PaperServer {
   port: number;
   exchange: PaperExchange;
   faults: FaultInjector;
+  /** Venue requests received, by "METHOD /path" (control requests not counted): e.g. how often markets were loaded. */
+  requests: Map<string, number>;
   app: FastifyInstance;
   close(): Promise<void>;
 }
@@ -48,17 +51,26 @@ function rawQuery(req: FastifyRequest): string {
   return i === -1 ? '' : url.slice(i + 1);
 }
 
+/** Binance prints amounts with 8 decimals ("0.00000000", "0.10000000"); more digits are kept as they are. */
+function eightDecimals(amount: string): string {
+  const d = new Decimal(amount);
+  return toDecimalString(d, Math.max(8, d.decimalPlaces()));
+}
+
 export async function startPaperServer(options: PaperServerOptions): Promise<PaperServer> {
   const exchange = new PaperExchange();
   const app = Fastify({ logger: false });
   const secrets = new Map(options.credentials.map((c) => [c.apiKey, c.secret]));
   const maxRecvWindow = options.maxRecvWindowMs ?? 60_000;
   const faults = new FaultInjector(options.faultSeed ?? 1);
+  const requests = new Map<string, number>();
 
   // Faults apply to the venue endpoints only, never to the control API.
   app.addHook('onRequest', async (req, reply) => {
     const path = (req.raw.url ?? '').split('?')[0]!;
     if (path.startsWith('/control')) return;
+    const key = `${req.method} ${path}`;
+    requests.set(key, (requests.get(key) ?? 0) + 1);
     const rule = faults.match(req.method, path);
     if (!rule) return;
     switch (rule.kind) {
@@ -155,8 +167,12 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   app.setNotFoundHandler((req, reply) => binanceError(reply, 404, -1000, `paper exchange: no endpoint ${req.method} ${req.url.split('?')[0]}`));
 
   // ---- public market data --------------------------------------------------------------------------------------
-  const filters = (market: PaperMarket) => [
-    { filterType: 'PRICE_FILTER', minPrice: '0.00001', maxPrice: '1000000', tickSize: '0.00001' },
+  // Markets quoted in a coin (XYZBTC) need a finer tick than USDT markets, as on Binance (e.g. ETHBTC ticks 0.00001,
+  // small caps against BTC 0.00000001).
+  const filters = (market: PaperMarket, quote = QUOTE) => [
+    quote === QUOTE
+      ? { filterType: 'PRICE_FILTER', minPrice: '0.00001', maxPrice: '1000000', tickSize: '0.00001' }
+      : { filterType: 'PRICE_FILTER', minPrice: '0.00000001', maxPrice: '1000', tickSize: '0.00000001' },
     { filterType: 'LOT_SIZE', minQty: '0.001', maxQty: '9000000', stepSize: '0.001' },
     { filterType: 'MARKET_LOT_SIZE', minQty: '0.001', maxQty: '9000000', stepSize: '0.001' },
     market === 'spot'
@@ -170,17 +186,42 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   app.get('/fapi/v1/ping', async () => ({}));
   app.get('/fapi/v1/time', async () => ({ serverTime: Date.now() }));
 
-  app.get('/api/v3/exchangeInfo', async () => ({
+  /**
+   * The spot listings a request asks for: `symbol=XYZBTC`, `symbols=["BTCUSDT","XYZBTC"]` (a JSON array), or all.
+   * "If any symbol provided in either symbol or symbols do not exist, the endpoint will throw an error" (-1121):
+   * https://developers.binance.com/docs/binance-spot-api-docs/rest-api/general-endpoints "Exchange information" and
+   * .../market-data-endpoints "24hr ticker price change statistics"; the `symbols` parameter format is the OpenAPI
+   * description's `arraySymbols` (example '["BTCUSDT","BNBBTC"]').
+   */
+  function requestedSpotListings(req: FastifyRequest): PaperListing[] {
+    const p = parseParams(rawQuery(req));
+    if (p.symbol !== undefined) return [exchange.requireListing(p.symbol, 'spot')];
+    if (p.symbols === undefined) return exchange.markets('spot');
+    let names: unknown;
+    try {
+      names = JSON.parse(p.symbols);
+    } catch {
+      names = undefined;
+    }
+    if (!Array.isArray(names) || names.length === 0 || !names.every((n) => typeof n === 'string')) {
+      throw new PaperBookError(-1100, "Illegal characters found in parameter 'symbols'; legal range is '^\\[(\"[A-Z0-9-_.]{1,20}\"(,\"[A-Z0-9-_.]{1,20}\"){0,}){0,1}\\]$'.");
+    }
+    return (names as string[]).map((n) => exchange.requireListing(n, 'spot'));
+  }
+
+  // Every listed spot market, whatever its quote (XYZBTC lists quoteAsset BTC): a coin listed later through the
+  // control API appears here from then on, which is how a client that reloads its markets finds it.
+  app.get('/api/v3/exchangeInfo', async (req) => ({
     timezone: 'UTC',
     serverTime: Date.now(),
     rateLimits: [{ rateLimitType: 'REQUEST_WEIGHT', interval: 'MINUTE', intervalNum: 1, limit: 6000 }],
     exchangeFilters: [],
-    symbols: exchange.symbols().map(({ symbol, base }) => ({
-      symbol, status: 'TRADING', baseAsset: base, baseAssetPrecision: 8, quoteAsset: QUOTE, quotePrecision: 8,
+    symbols: requestedSpotListings(req).map(({ symbol, base, quote }) => ({
+      symbol, status: 'TRADING', baseAsset: base, baseAssetPrecision: 8, quoteAsset: quote, quotePrecision: 8,
       quoteAssetPrecision: 8, baseCommissionPrecision: 8, quoteCommissionPrecision: 8,
       orderTypes: ['LIMIT', 'LIMIT_MAKER', 'MARKET', 'STOP_LOSS_LIMIT', 'TAKE_PROFIT_LIMIT'],
       icebergAllowed: true, ocoAllowed: true, otoAllowed: true, quoteOrderQtyMarketAllowed: true, allowTrailingStop: true,
-      cancelReplaceAllowed: true, isSpotTradingAllowed: true, isMarginTradingAllowed: false, filters: filters('spot'),
+      cancelReplaceAllowed: true, isSpotTradingAllowed: true, isMarginTradingAllowed: false, filters: filters('spot', quote),
       permissions: [], permissionSets: [['SPOT']], defaultSelfTradePreventionMode: 'EXPIRE_MAKER',
       allowedSelfTradePreventionModes: ['EXPIRE_TAKER', 'EXPIRE_MAKER', 'EXPIRE_BOTH'],
     })),
@@ -192,11 +233,11 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     futuresType: 'U_MARGINED',
     rateLimits: [{ rateLimitType: 'REQUEST_WEIGHT', interval: 'MINUTE', intervalNum: 1, limit: 2400 }],
     exchangeFilters: [],
-    assets: [{ asset: QUOTE, marginAvailable: true, autoAssetExchange: '-10000' }],
-    symbols: exchange.symbols().map(({ symbol, base }) => ({
+    assets: [...new Set([QUOTE, ...exchange.markets('futures').map((l) => l.quote)])].map((asset) => ({ asset, marginAvailable: true, autoAssetExchange: '-10000' })),
+    symbols: exchange.markets('futures').map(({ symbol, base, quote }) => ({
       symbol, pair: symbol, contractType: 'PERPETUAL', deliveryDate: 4133404800000, onboardDate: 1569398400000,
       status: 'TRADING', maintMarginPercent: '2.5000', requiredMarginPercent: '5.0000', baseAsset: base,
-      quoteAsset: QUOTE, marginAsset: QUOTE, pricePrecision: 5, quantityPrecision: 3, baseAssetPrecision: 8,
+      quoteAsset: quote, marginAsset: quote, pricePrecision: 5, quantityPrecision: 3, baseAssetPrecision: 8,
       quotePrecision: 8, underlyingType: 'COIN', underlyingSubType: [], triggerProtect: '0.0500',
       liquidationFee: '0.012500', marketTakeBound: '0.05', maxMoveOrderLimit: 10000, filters: filters('futures'),
       orderTypes: ['LIMIT', 'MARKET', 'STOP', 'STOP_MARKET', 'TAKE_PROFIT', 'TAKE_PROFIT_MARKET', 'TRAILING_STOP_MARKET'],
@@ -205,7 +246,7 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   }));
 
   const ticker = (symbol: string, market: PaperMarket) => {
-    const last = toDecimalString(exchange.priceOfSymbol(symbol));
+    const last = toDecimalString(exchange.priceOfSymbol(symbol, market));
     const now = Date.now();
     return {
       symbol, priceChange: '0', priceChangePercent: '0', weightedAvgPrice: last, lastPrice: last, lastQty: '1',
@@ -214,17 +255,28 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
       ...(market === 'spot' ? { prevClosePrice: last, bidPrice: last, bidQty: '1', askPrice: last, askQty: '1' } : {}),
     };
   };
-  const tickers = (market: PaperMarket) => async (req: FastifyRequest) => {
+  // Tickers for every listed market of the side, BTC-quoted ones included, priced from what the control API set.
+  // Spot takes `symbol` (one object) or `symbols` (a JSON array: only those) or neither (all); USDⓈ-M futures takes
+  // `symbol` or nothing (https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/24hr-Ticker-Price-Change-Statistics).
+  app.get('/api/v3/ticker/24hr', async (req) => {
+    const p = parseParams(rawQuery(req));
+    if (p.symbol !== undefined) return ticker(exchange.requireListing(p.symbol, 'spot').symbol, 'spot');
+    return requestedSpotListings(req).map((l) => ticker(l.symbol, 'spot'));
+  });
+  app.get('/fapi/v1/ticker/24hr', async (req) => {
     const symbol = parseParams(rawQuery(req)).symbol;
-    if (symbol) return ticker(symbol, market);
-    return exchange.symbols().map((s) => ticker(s.symbol, market));
-  };
-  app.get('/api/v3/ticker/24hr', tickers('spot'));
-  app.get('/fapi/v1/ticker/24hr', tickers('futures'));
-  app.get('/api/v3/ticker/price', async () => exchange.symbols().map((s) => ({ symbol: s.symbol, price: toDecimalString(exchange.priceOfSymbol(s.symbol)) })));
+    if (symbol !== undefined) return ticker(exchange.requireListing(symbol, 'futures').symbol, 'futures');
+    return exchange.markets('futures').map((l) => ticker(l.symbol, 'futures'));
+  });
+  app.get('/api/v3/ticker/price', async (req) => {
+    const p = parseParams(rawQuery(req));
+    const price = (l: PaperListing) => ({ symbol: l.symbol, price: toDecimalString(exchange.priceOfSymbol(l.symbol, 'spot')) });
+    if (p.symbol !== undefined) return price(exchange.requireListing(p.symbol, 'spot'));
+    return requestedSpotListings(req).map(price);
+  });
   app.get('/fapi/v1/premiumIndex', async () =>
-    exchange.symbols().map((s) => {
-      const mark = toDecimalString(exchange.priceOfSymbol(s.symbol));
+    exchange.markets('futures').map((s) => {
+      const mark = toDecimalString(exchange.priceOfSymbol(s.symbol, 'futures'));
       return { symbol: s.symbol, markPrice: mark, indexPrice: mark, estimatedSettlePrice: mark, lastFundingRate: '0.0001', interestRate: '0.0001', nextFundingTime: Date.now() + 3_600_000, time: Date.now() };
     }),
   );
@@ -237,12 +289,27 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     updateTime: o.time, isWorking: true, workingTime: o.time, origQuoteOrderQty: '0', selfTradePreventionMode: 'EXPIRE_MAKER',
   });
 
-  signed('GET', '/api/v3/account', () => ({
+  /**
+   * The full balance list, zero rows included, as Binance answers: every asset the exchange knows, with
+   * `"free":"0.00000000","locked":"0.00000000"` for those the account does not hold, unless `omitZeroBalances=true`
+   * ("When set to true, emits only the non-zero balances of an account. Default value: false":
+   * https://developers.binance.com/docs/binance-spot-api-docs/rest-api/account-endpoints "Account information
+   * (USER_DATA)"). Amounts have 8 decimals. Assets without any market (dust of a delisted coin) and Simple Earn
+   * flexible tokens (`LDBTC`, `LDUSDT`: Binance shows Simple Earn flexible positions in this list under `LD`-prefixed
+   * names) appear like any other asset.
+   */
+  const balanceRows = (omitZero: boolean) =>
+    exchange
+      .spotAssets()
+      .map((asset) => ({ asset, free: eightDecimals(exchange.spotBalances.get(asset) ?? '0'), locked: '0.00000000' }))
+      .filter((row) => !omitZero || !new Decimal(row.free).isZero());
+
+  signed('GET', '/api/v3/account', (p) => ({
     makerCommission: 10, takerCommission: 10, buyerCommission: 0, sellerCommission: 0,
     commissionRates: { maker: '0.00100000', taker: '0.00100000', buyer: '0.00000000', seller: '0.00000000' },
     canTrade: true, canWithdraw: true, canDeposit: true, brokered: false, requireSelfTradePrevention: false, preventSor: false,
     updateTime: Date.now(), accountType: 'SPOT',
-    balances: [...exchange.spotBalances].map(([asset, free]) => ({ asset, free, locked: '0.00000000' })),
+    balances: balanceRows(p.omitZeroBalances === 'true'),
     permissions: ['SPOT'], uid: 1,
   }));
   signed('GET', '/api/v3/openOrders', (p) => exchange.openOrders('spot', false, p.symbol).map((o) => spotOrder(o)));
@@ -278,12 +345,12 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   });
   const positionRisk = () =>
     [...exchange.positions.values()].map((p) => {
-      const mark = exchange.priceOfSymbol(p.symbol);
+      const mark = exchange.priceOfSymbol(p.symbol, 'futures');
       const notional = mark.times(p.positionAmt);
       return {
         symbol: p.symbol, positionSide: 'BOTH', positionAmt: p.positionAmt, entryPrice: p.entryPrice, breakEvenPrice: p.entryPrice,
         markPrice: toDecimalString(mark), unRealizedProfit: toDecimalString(exchange.unrealizedPnl(p)), liquidationPrice: '0',
-        isolatedMargin: '0', notional: toDecimalString(notional), marginAsset: QUOTE, isolatedWallet: '0',
+        isolatedMargin: '0', notional: toDecimalString(notional), marginAsset: exchange.requireListing(p.symbol, 'futures').quote, isolatedWallet: '0',
         initialMargin: toDecimalString(notional.abs().div(10)), maintMargin: toDecimalString(notional.abs().div(100)),
         positionInitialMargin: toDecimalString(notional.abs().div(10)), openOrderInitialMargin: '0', adl: 0,
         bidNotional: '0', askNotional: '0', updateTime: Date.now(), leverage: '10', marginType: 'cross',
@@ -323,7 +390,7 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   signed('GET', '/fapi/v3/positionRisk', positionRisk);
   signed('GET', '/fapi/v2/positionRisk', positionRisk);
   signed('GET', '/fapi/v1/leverageBracket', () =>
-    exchange.symbols().map(({ symbol }) => ({
+    exchange.markets('futures').map(({ symbol }) => ({
       symbol, notionalCoef: 1,
       brackets: [{ bracket: 1, initialLeverage: 125, notionalCap: 9_000_000, notionalFloor: 0, maintMarginRatio: 0.004, cum: 0 }],
     })),
@@ -375,8 +442,21 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   // ---- control API ----------------------------------------------------------------------------------------------
   app.post('/control/reset', async () => {
     exchange.reset();
+    requests.clear();
     return exchange.snapshot();
   });
+  // Lists a market (one object or an array), e.g. a coin listed after a worker loaded its markets:
+  // { "base": "NEWCOIN", "quote": "USDT", "price": "2.5", "futures": true }. Posting a listed market again changes
+  // its price and sides.
+  app.post<{ Body: NewPaperListing | NewPaperListing[] }>('/control/markets', async (req) => {
+    const body = req.body;
+    if (Array.isArray(body)) return body.map((m) => exchange.listMarket(m));
+    if (typeof body !== 'object' || body === null) throw new PaperBookError(-1100, 'expected a market { base, quote?, price?, spot?, futures? } or an array of them');
+    return exchange.listMarket(body);
+  });
+  app.get('/control/markets', async () => exchange.snapshot().markets);
+  app.delete<{ Params: { symbol: string } }>('/control/markets/:symbol', async (req) => exchange.delistMarket(req.params.symbol));
+  app.get('/control/requests', async () => Object.fromEntries(requests));
   app.post<{ Body: PaperSeed }>('/control/seed', async (req) => {
     exchange.seed(req.body ?? {});
     return exchange.snapshot();
@@ -412,6 +492,7 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     port,
     exchange,
     faults,
+    requests,
     app,
     close: async () => {
       faults.clear();
