@@ -5,13 +5,32 @@
  */
 import { defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { AccountConfig, AccountConfigInput } from '../domain/config';
-import type { BreakerState, BreakerStateName } from '../domain/breaker';
-import type { GuardCounters, GuardEvent, GuardState, VenueShutdownProgress } from '../domain/guard';
+import type { AccountConfig, AccountConfigInput, BlindPolicy } from '../domain/config';
+import type { BreakerState, BreakerStateName, TripCause } from '../domain/breaker';
+import type { Alert, GuardCounters, GuardEvent, GuardState, ReportOutcome, VenueShutdownProgress } from '../domain/guard';
+import type { OperatorRequest, ResyncRequest } from '../domain/operator';
 import type { BalanceReport } from '../domain/report';
 import type { DecimalString } from '../domain/money';
+import type { GuardStateView } from '../domain/view';
 
-export type { AccountConfig, AccountConfigInput, BalanceReport, BreakerStateName, GuardEvent, GuardState, DecimalString };
+export type {
+  AccountConfig,
+  AccountConfigInput,
+  Alert,
+  BalanceReport,
+  BlindPolicy,
+  BreakerState,
+  BreakerStateName,
+  DecimalString,
+  GuardCounters,
+  GuardEvent,
+  GuardState,
+  GuardStateView,
+  OperatorRequest,
+  ResyncRequest,
+  TripCause,
+  VenueShutdownProgress,
+};
 
 /** The task queue every guard and worker uses. */
 export const TASK_QUEUE = 'portfolio-breaker';
@@ -23,7 +42,10 @@ export function guardWorkflowId(accountId: string): string {
   return `guard-${accountId}`;
 }
 
-/** Input of the `accountGuard` workflow. `state` is set only by continue-as-new. */
+/**
+ * Input of the `accountGuard` workflow: `{"config": {...}}`. `state` is set only by continue-as-new: a run started
+ * by a client with a state is refused.
+ */
 export interface GuardInput {
   config: AccountConfigInput;
   /** Carried across continue-as-new; never set it yourself. */
@@ -40,49 +62,10 @@ export const BreakerStateAttribute = defineSearchAttributeKey('BreakerState', 'K
 export const BreakerLossPctAttribute = defineSearchAttributeKey('BreakerLossPct', 'DOUBLE');
 export const BreakerAccountAttribute = defineSearchAttributeKey('BreakerAccount', 'KEYWORD');
 
-/** Operator actions carry who and why; both end up in the guard's events. */
-export interface OperatorRequest {
-  operator: string;
-  reason: string;
-}
-
-/** What the `state` query (and every update) answers. */
-export interface GuardStateView {
-  accountId: string;
-  /** Active, Warning, Triggered or Disabled. */
-  state: BreakerStateName;
-  breaker: BreakerState;
-  referenceCurrency: string;
-  initialCapital: DecimalString;
-  warningPct: DecimalString;
-  thresholdPct: DecimalString;
-  /** Loss in percent of capital, two decimals, from the last complete valuation; negative when up. */
-  lossPct: DecimalString | null;
-  totalValue: DecimalString | null;
-  pnl: DecimalString | null;
-  lastValuationAt: string | null;
-  perVenueValue: Record<string, DecimalString>;
-  /** Per venue: last accepted `seq`. */
-  lastSeq: Record<string, number | null>;
-  /** Emergency-shutdown progress per venue (empty until the breaker trips). */
-  shutdown: Record<string, VenueShutdownProgress>;
-  shutdownInProgress: boolean;
-  counters: GuardCounters;
-}
-
 /** What `reportBalances` answers: the resulting state and what became of this report. */
 export interface ReportAnswer extends GuardStateView {
   /** accepted, or ignored as a duplicate (same `seq`) or stale (lower `seq`). */
-  outcome: 'accepted' | 'duplicate' | 'stale';
-}
-
-/** An alert the guard raises (trip, venue refusing credentials, ...). Carries no secrets. */
-export interface Alert {
-  kind: 'CircuitBreakerTriggered' | 'VenueAuthFailed' | 'VenueRejected' | 'ShutdownComplete';
-  accountId: string;
-  venue?: string;
-  message: string;
-  at: string;
+  outcome: ReportOutcome;
 }
 
 /** Fire-and-forget report from a bot. Invalid payloads are dropped and recorded as `ReportRejected` events. */
@@ -95,6 +78,13 @@ export const resetUpdate = defineUpdate<GuardStateView, [OperatorRequest]>('rese
 export const disableUpdate = defineUpdate<GuardStateView, [OperatorRequest]>('disable');
 /** Switch a disabled breaker back on. */
 export const enableUpdate = defineUpdate<GuardStateView, [OperatorRequest]>('enable');
+/** Trip the breaker now: the manual kill switch. Same shutdown and events as a loss trip, with the reason recorded. */
+export const haltUpdate = defineUpdate<GuardStateView, [OperatorRequest]>('halt');
+/**
+ * Set a venue's last accepted `seq` (a number, or null to accept the next report whatever its `seq`): for a bot that
+ * restarted its sequence, or after a report with a runaway `seq`.
+ */
+export const resyncSeqUpdate = defineUpdate<GuardStateView, [ResyncRequest]>('resyncSeq');
 /** The current state; always answers. */
 export const stateQuery = defineQuery<GuardStateView>('state');
 /** The guard's whole state as carried across continue-as-new (config, per-venue seq and holdings, events); for diagnostics. */

@@ -5,7 +5,8 @@
  *   breaker start <account> --capital 10000 --venues binance-spot,binance-usdm
  *   breaker state <account> [--json]        breaker events <account> [--json]
  *   breaker report <account> '<json>'       breaker list [--state Triggered]
- *   breaker reset|disable|enable <account> --operator <name> --reason <text>
+ *   breaker reset|disable|enable|halt <account> --operator <name> --reason <text>
+ *   breaker resync-seq <account> --venue <id> --seq <n|any> --operator <name> --reason <text>
  */
 import { readFileSync } from 'node:fs';
 import { Client, Connection, WorkflowUpdateFailedError } from '@temporalio/client';
@@ -31,11 +32,14 @@ export function formatState(s: GuardStateView): string {
   const money = (v: string | null) => (v === null ? 'n/a' : formatUsd(new Decimal(v)));
   const lines = [
     `account        ${s.accountId}`,
-    `state          ${s.state}${s.breaker.name === 'Triggered' ? ` since ${s.breaker.at} (shutdown ${s.breaker.shutdown})` : ''}${s.breaker.name === 'Disabled' ? ` by ${s.breaker.operator}: ${s.breaker.reason}` : ''}`,
+    `state          ${s.state}${s.breaker.name === 'Triggered' ? ` since ${s.breaker.at} (${s.breaker.cause}: ${s.breaker.reason}; shutdown ${s.breaker.shutdown})` : ''}${s.breaker.name === 'Disabled' ? ` by ${s.breaker.operator}: ${s.breaker.reason}` : ''}`,
     `loss           ${s.lossPct === null ? 'n/a' : `${s.lossPct} %`} (warning at ${s.warningPct} %, trip at ${s.thresholdPct} %)`,
     `value          ${money(s.totalValue)} of ${money(s.initialCapital)} ${s.referenceCurrency}, P&L ${money(s.pnl)}`,
     `valued at      ${s.lastValuationAt ?? 'not yet'}`,
     `venues         ${Object.entries(s.perVenueValue).map(([v, value]) => `${v} ${money(value)} (seq ${s.lastSeq[v] ?? '-'})`).join(', ') || 'none valued yet'}`,
+    ...(s.blind ? [`BLIND          since ${s.blind.since} (policy ${s.blind.policy}): ${s.blind.reason}`] : []),
+    ...(s.unpriced.length > 0 ? [`unpriced       ${s.unpriced.map((u) => `${u.venue} ${u.amount} ${u.asset} since ${u.since}`).join(', ')}`] : []),
+    ...(s.alertsPending > 0 ? [`alerts         ${s.alertsPending} not yet delivered`] : []),
     `reports        ${s.counters.reportsAccepted} accepted, ${s.counters.reportsDuplicate} duplicate, ${s.counters.reportsStale} stale, ${s.counters.reportsRejected} rejected`,
   ];
   const venues = Object.entries(s.shutdown);
@@ -163,10 +167,12 @@ export function buildProgram(): Command {
       }),
     );
 
-  for (const verb of ['reset', 'disable', 'enable'] as const) {
+  for (const verb of ['reset', 'disable', 'enable', 'halt'] as const) {
     program
       .command(`${verb} <account>`)
-      .description({ reset: 'leave Triggered (the only way out)', disable: 'switch the breaker off', enable: 'switch it back on' }[verb])
+      .description(
+        { reset: 'leave Triggered (the only way out)', disable: 'switch the breaker off', enable: 'switch it back on', halt: 'trip the breaker now (manual kill switch)' }[verb],
+      )
       .requiredOption('--operator <name>', 'who is doing this')
       .requiredOption('--reason <text>', 'why, for the audit trail')
       .action(
@@ -176,6 +182,20 @@ export function buildProgram(): Command {
         }),
       );
   }
+  program
+    .command('resync-seq <account>')
+    .description("set a venue's last accepted seq (after a bot restarted its sequence, or a runaway seq)")
+    .requiredOption('--venue <id>', 'the venue id')
+    .requiredOption('--seq <n|any>', 'the last seq to consider accepted, or "any" to accept the next report whatever its seq')
+    .requiredOption('--operator <name>', 'who is doing this')
+    .requiredOption('--reason <text>', 'why, for the audit trail')
+    .action(
+      action(program, async (breaker, account: string, o: { venue: string; seq: string; operator: string; reason: string }) => {
+        if (o.seq !== 'any' && !/^\d{1,16}$/.test(o.seq)) throw new Error(`--seq must be a whole number or "any", got ${JSON.stringify(o.seq.slice(0, 20))}`);
+        const seq = o.seq === 'any' ? null : Number(o.seq);
+        console.log(formatState(await breaker.resyncSeq(account, { venue: o.venue, seq, operator: o.operator, reason: o.reason })));
+      }),
+    );
   return program;
 }
 

@@ -12,18 +12,43 @@ import {
   GuardStateView,
   OperatorRequest,
   ReportAnswer,
+  ResyncRequest,
   TASK_QUEUE,
   balanceReportSignal,
   disableUpdate,
   enableUpdate,
   eventsQuery,
   guardWorkflowId,
+  haltUpdate,
+  resyncSeqUpdate,
+  snapshotQuery,
   reportBalancesUpdate,
   resetUpdate,
   stateQuery,
 } from '../api/contract';
-import { parseAccountConfig } from '../domain/config';
+import { AccountConfig, parseAccountConfig } from '../domain/config';
 import type { accountGuard } from '../workflows/account-guard';
+
+/** Starting a guard for an account whose guard already runs with another config. */
+export class GuardConfigMismatchError extends Error {
+  constructor(
+    readonly accountId: string,
+    /** Top-level config fields that differ, e.g. ["thresholdPct"]. */
+    readonly fields: string[],
+  ) {
+    super(
+      `the guard of ${accountId} is already running with a different config (${fields.join(', ')} differ); ` +
+        'nothing was changed: terminate it first if you mean to replace it',
+    );
+    this.name = 'GuardConfigMismatchError';
+  }
+}
+
+/** Top-level fields whose values differ (compared as JSON). */
+function differingFields(a: AccountConfig, b: AccountConfig): string[] {
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])] as (keyof AccountConfig)[];
+  return keys.filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
+}
 
 export class BreakerClient {
   constructor(
@@ -36,13 +61,15 @@ export class BreakerClient {
   }
 
   /**
-   * Starts the guard of an account, or returns the running one (starting twice is harmless).
+   * Starts the guard of an account, or returns the running one when it runs with the same config (starting twice is
+   * harmless).
    * @throws Error with every config problem when the config is invalid (nothing is started)
+   * @throws GuardConfigMismatchError when the account's guard already runs with a different config
    */
   async startGuard(config: AccountConfigInput): Promise<WorkflowHandleWithFirstExecutionRunId<typeof accountGuard>> {
     const parsed = parseAccountConfig(config);
     if (!parsed.ok) throw new Error(`invalid account config: ${parsed.error}`);
-    return this.client.workflow.start<typeof accountGuard>('accountGuard', {
+    const handle = await this.client.workflow.start<typeof accountGuard>('accountGuard', {
       workflowId: guardWorkflowId(parsed.value.accountId),
       taskQueue: this.taskQueue,
       args: [{ config: parsed.value }],
@@ -52,6 +79,11 @@ export class BreakerClient {
         { key: BreakerAccountAttribute, value: parsed.value.accountId },
       ],
     });
+    // USE_EXISTING returns a running guard as it is: say so when it is not guarding with this config.
+    const running = (await handle.query(snapshotQuery)).config;
+    const fields = differingFields(running, parsed.value);
+    if (fields.length > 0) throw new GuardConfigMismatchError(parsed.value.accountId, fields);
+    return handle;
   }
 
   /** Sends a report and waits for the resulting state (rejects with the validation error for a bad payload). */
@@ -82,5 +114,15 @@ export class BreakerClient {
 
   enable(accountId: string, request: OperatorRequest): Promise<GuardStateView> {
     return this.handle(accountId).executeUpdate(enableUpdate, { args: [request] });
+  }
+
+  /** Trips the breaker now (the manual kill switch). */
+  halt(accountId: string, request: OperatorRequest): Promise<GuardStateView> {
+    return this.handle(accountId).executeUpdate(haltUpdate, { args: [request] });
+  }
+
+  /** Sets a venue's last accepted `seq` (null: accept the next report whatever its `seq`). */
+  resyncSeq(accountId: string, request: ResyncRequest): Promise<GuardStateView> {
+    return this.handle(accountId).executeUpdate(resyncSeqUpdate, { args: [request] });
   }
 }

@@ -5,6 +5,9 @@
  * For a risk limit the safe side of "equal" is the side that acts.
  *
  * Triggered is latched: only an operator's reset leaves it. Portfolio updates, enables and disables do not.
+ *
+ * A breaker trips for one of three causes: a loss at or beyond the threshold, a valuation that has been blind (a
+ * venue or price unknown or stale) for too long under the fail-closed policy, or an operator's halt.
  */
 import { Decimal, DecimalString } from './money';
 
@@ -20,16 +23,25 @@ export type BreakerStateName = (typeof BreakerStateName)[keyof typeof BreakerSta
 /** Whether the emergency shutdown after a trigger is still running or every venue has confirmed zero open orders. */
 export type ShutdownStatus = 'inProgress' | 'flat';
 
+/** Why a breaker warns or trips. */
+export type TripCause = 'loss' | 'blind' | 'halt';
+
+/** A level the account has reached: from its loss, or from how long the valuation has been blind. */
+export type RiskLevel = 'ok' | 'warning' | 'breach';
+
 /** Each state carries only its own fields; the whole union round-trips through JSON. */
 export type BreakerState =
   | { name: 'Active' }
-  | { name: 'Warning'; since: string }
+  | { name: 'Warning'; since: string; cause: Exclude<TripCause, 'halt'> }
   | {
       name: 'Triggered';
       at: string;
-      /** The loss (percent of capital) and total value that tripped the breaker. */
-      lossPct: DecimalString;
-      totalValue: DecimalString;
+      cause: TripCause;
+      /** In words: the loss, what the guard could not value, or the operator's reason. */
+      reason: string;
+      /** The loss (percent of capital) and total value when it tripped; null when no valuation was possible. */
+      lossPct: DecimalString | null;
+      totalValue: DecimalString | null;
       shutdown: ShutdownStatus;
       flatAt?: string;
     }
@@ -37,8 +49,18 @@ export type BreakerState =
 
 /** What can happen to a breaker. `at` is an ISO-8601 timestamp supplied by the caller (the workflow clock). */
 export type BreakerInput =
-  | { type: 'PortfolioUpdate'; at: string; totalValue: DecimalString; lossPct: DecimalString }
+  | {
+      type: 'PortfolioUpdate';
+      at: string;
+      /** Null when the account cannot be valued at all (a venue never read). */
+      totalValue: DecimalString | null;
+      lossPct: DecimalString | null;
+      /** Set while the valuation is blind under the fail-closed policy: the level that blindness has reached. */
+      blind?: { level: Exclude<RiskLevel, 'ok'>; reason: string };
+    }
   | { type: 'ResetRequested'; at: string; operator: string; reason: string }
+  /** An operator trips the breaker now (the manual kill switch). */
+  | { type: 'HaltRequested'; at: string; operator: string; reason: string; lossPct: DecimalString | null; totalValue: DecimalString | null }
   | { type: 'DisableRequested'; at: string; operator: string; reason: string }
   | { type: 'EnableRequested'; at: string; operator: string; reason: string }
   /** Every venue confirmed zero open orders (and zero positions when auto-close is on). */
@@ -47,9 +69,18 @@ export type BreakerInputType = BreakerInput['type'];
 
 /** Risk events the breaker records; the names of the original design are kept. */
 export type RiskEvent =
-  | { type: 'WarningTriggered'; at: string; lossPct: DecimalString; totalValue: DecimalString }
-  | { type: 'WarningCleared'; at: string; lossPct: DecimalString; totalValue: DecimalString }
-  | { type: 'CircuitBreakerTriggered'; at: string; lossPct: DecimalString; totalValue: DecimalString }
+  | { type: 'WarningTriggered'; at: string; cause: Exclude<TripCause, 'halt'>; reason: string; lossPct: DecimalString | null; totalValue: DecimalString | null }
+  | { type: 'WarningCleared'; at: string; lossPct: DecimalString | null; totalValue: DecimalString | null }
+  | {
+      type: 'CircuitBreakerTriggered';
+      at: string;
+      cause: TripCause;
+      reason: string;
+      lossPct: DecimalString | null;
+      totalValue: DecimalString | null;
+      /** Who halted it (cause "halt"). */
+      operator?: string;
+    }
   | { type: 'CircuitBreakerReset'; at: string; operator: string; reason: string }
   | { type: 'SystemShutdown'; at: string }
   | { type: 'BreakerDisabled'; at: string; operator: string; reason: string }
@@ -82,11 +113,22 @@ const stay = (state: BreakerState): Transition => ({ state, events: [], commands
 const reject = (state: BreakerState, rejection: string): Transition => ({ state, events: [], commands: [], rejection });
 
 /** The level a loss has reached against the limits. */
-export function lossLevel(lossPct: DecimalString, limits: BreakerLimits): 'ok' | 'warning' | 'breach' {
+export function lossLevel(lossPct: DecimalString, limits: BreakerLimits): RiskLevel {
   const loss = new Decimal(lossPct);
   if (loss.gte(limits.thresholdPct)) return 'breach';
   if (loss.gte(limits.warningPct)) return 'warning';
   return 'ok';
+}
+
+const RANK: Record<RiskLevel, number> = { ok: 0, warning: 1, breach: 2 };
+
+/** The account's level and what put it there: the worse of the loss and the blindness; the loss wins a tie. */
+function assess(input: Extract<BreakerInput, { type: 'PortfolioUpdate' }>, limits: BreakerLimits): { level: RiskLevel; cause: 'loss' | 'blind'; reason: string } {
+  const byLoss = input.lossPct === null ? 'ok' : lossLevel(input.lossPct, limits);
+  if (input.blind && RANK[input.blind.level] > RANK[byLoss]) return { level: input.blind.level, cause: 'blind', reason: input.blind.reason };
+  const loss = input.lossPct === null ? '' : `loss ${new Decimal(input.lossPct).toFixed(2)} % of capital`;
+  const limit = byLoss === 'breach' ? ` (threshold ${limits.thresholdPct} %)` : byLoss === 'warning' ? ` (warning at ${limits.warningPct} %)` : '';
+  return { level: byLoss, cause: 'loss', reason: `${loss}${limit}` };
 }
 
 function onPortfolioUpdate(
@@ -101,17 +143,15 @@ function onPortfolioUpdate(
       return stay(state);
     case 'Active':
     case 'Warning': {
-      const level = lossLevel(lossPct, limits);
-      if (level === 'breach') {
-        return {
-          state: { name: 'Triggered', at, lossPct, totalValue, shutdown: 'inProgress' },
-          events: [{ type: 'CircuitBreakerTriggered', at, lossPct, totalValue }],
-          commands: [{ type: 'EmergencyShutdown', closePositions: limits.autoClosePositions }],
-        };
-      }
+      const { level, cause, reason } = assess(input, limits);
+      if (level === 'breach') return trip(at, cause, reason, lossPct, totalValue, limits);
       if (level === 'warning') {
-        if (state.name === 'Warning') return stay(state);
-        return { state: { name: 'Warning', since: at }, events: [{ type: 'WarningTriggered', at, lossPct, totalValue }], commands: [] };
+        if (state.name === 'Warning' && state.cause === cause) return stay(state);
+        return {
+          state: { name: 'Warning', since: state.name === 'Warning' ? state.since : at, cause },
+          events: state.name === 'Warning' ? [] : [{ type: 'WarningTriggered', at, cause, reason, lossPct, totalValue }],
+          commands: [],
+        };
       }
       if (state.name === 'Active') return stay(state);
       return { state: { name: 'Active' }, events: [{ type: 'WarningCleared', at, lossPct, totalValue }], commands: [] };
@@ -119,6 +159,22 @@ function onPortfolioUpdate(
     default:
       return assertNever(state);
   }
+}
+
+function trip(
+  at: string,
+  cause: TripCause,
+  reason: string,
+  lossPct: DecimalString | null,
+  totalValue: DecimalString | null,
+  limits: BreakerLimits,
+  operator?: string,
+): Transition {
+  return {
+    state: { name: 'Triggered', at, cause, reason, lossPct, totalValue, shutdown: 'inProgress' },
+    events: [{ type: 'CircuitBreakerTriggered', at, cause, reason, lossPct, totalValue, ...(operator !== undefined ? { operator } : {}) }],
+    commands: [{ type: 'EmergencyShutdown', closePositions: limits.autoClosePositions }],
+  };
 }
 
 /**
@@ -137,6 +193,12 @@ export function transition(state: BreakerState, input: BreakerInput, limits: Bre
       if (state.name !== 'Triggered') return reject(state, `reset applies only to a Triggered breaker; it is ${state.name}`);
       const { at, operator, reason } = input;
       return { state: { name: 'Active' }, events: [{ type: 'CircuitBreakerReset', at, operator, reason }], commands: [] };
+    }
+    case 'HaltRequested': {
+      if (state.name === 'Triggered') return reject(state, 'the breaker is already Triggered');
+      // A halt tightens protection, so it is allowed from every other state, Disabled included.
+      const { at, operator, reason, lossPct, totalValue } = input;
+      return trip(at, 'halt', `halted by ${operator}: ${reason}`, lossPct, totalValue, limits, operator);
     }
     case 'DisableRequested': {
       if (state.name === 'Triggered') {

@@ -1,15 +1,53 @@
 /**
- * The guard aggregate: everything one account's guard knows, as plain versioned JSON, and the pure operations on
- * it. The workflow only routes messages here and runs the commands that come back.
+ * The guard as one pure decider: `decide(state, message) -> { state, commands, reply }`.
+ *
+ * Everything one account's guard knows is the plain, versioned JSON {@link GuardState}; everything that can happen
+ * to it is a {@link GuardMessage} (a bot report, a venue reading, a cancel pass finished or refused, a timer due, an
+ * alert delivered, an operator request, ...); everything it wants done is a {@link GuardCommand} (read a venue,
+ * cancel, close, alert, start a timer, publish search attributes). The workflow only routes messages here and runs
+ * the commands, each on its own, each reporting back as a message. Per-venue shutdown progress, alert bookkeeping,
+ * read scheduling and the never-blind policy all live here and are unit-tested without Temporal.
+ *
+ * Nothing here waits for anything: an alert in flight never delays a shutdown, a read, a sweep or continue-as-new,
+ * because each is only a field of the state and a command.
  */
 import { AccountConfig } from './config';
-import { BreakerCommand, BreakerInput, BreakerState, RiskEvent, Transition, transition } from './breaker';
-import { BalanceReport } from './report';
-import { Valuation, VenueHoldings, valuePortfolio } from './valuation';
+import { BreakerInput, BreakerState, RiskEvent, RiskLevel, Transition, assertNever, transition } from './breaker';
+import { MAX_ERROR_CHARS, MAX_PENDING_ALERTS, MAX_RECENT_EVENTS, MAX_RECENT_EVENTS_BYTES, clip } from './limits';
+import { Decimal, DecimalString, toDecimalString } from './money';
+import { parseOperatorRequest, parseResyncRequest } from './operator';
+import { PositionReport, parseBalanceReport } from './report';
+import { PriceBook, Valuation, VenueHoldings, describeBlindSpots, valuePortfolio } from './valuation';
 
-export const GUARD_STATE_VERSION = 1;
-/** How many recent events the guard keeps (the `events` query); older ones live in the workflow history. */
-export const MAX_RECENT_EVENTS = 200;
+export const GUARD_STATE_VERSION = 2;
+
+/** Pause between passes over a venue that still shows open orders or positions (a bot still placing orders). */
+export const PASS_RETRY_SECONDS = 1;
+/** A venue's price read, asked for because a report lacks prices, is not repeated sooner than this. */
+export const PRICE_READ_MIN_INTERVAL_SECONDS = 10;
+/** Undelivered alerts are sent again this often. */
+export const ALERT_RETRY_SECONDS = 60;
+
+// ---------------------------------------------------------------------------------------------------------------
+// State
+
+/** An alert the guard raises (trip, venue refusing credentials, blind valuation, ...). Carries no secrets. */
+export interface Alert {
+  /** Unique per account; a webhook can use it to drop a repeat delivery. */
+  id: string;
+  kind:
+    | 'CircuitBreakerTriggered'
+    | 'VenueAuthFailed'
+    | 'VenueRejected'
+    | 'ShutdownComplete'
+    | 'ValuationBlind'
+    | 'AssetUnpriced'
+    | 'CancellationIgnored';
+  accountId: string;
+  venue?: string;
+  message: string;
+  at: string;
+}
 
 /** Events the guard records besides the breaker's own. */
 export type GuardEvent =
@@ -18,28 +56,71 @@ export type GuardEvent =
   | { type: 'VenueShutdownFailed'; at: string; venue: string; error: string }
   | { type: 'VenueReadFailed'; at: string; venue: string; error: string }
   /** A sweep while Triggered found and cancelled orders placed after the trigger. */
-  | { type: 'OrdersSwept'; at: string; venue: string; cancelled: number };
+  | { type: 'OrdersSwept'; at: string; venue: string; cancelled: number }
+  /** Part of the account could not be valued with fresh data. */
+  | { type: 'ValuationBlind'; at: string; reason: string }
+  | { type: 'ValuationRestored'; at: string }
+  /** An asset with no known price (counted as zero). */
+  | { type: 'AssetUnpriced'; at: string; venue: string; asset: string; amount: DecimalString }
+  | { type: 'SeqResynchronised'; at: string; venue: string; from: number | null; to: number | null; operator: string; reason: string }
+  | { type: 'AlertUndelivered'; at: string; id: string; kind: Alert['kind']; error: string }
+  | { type: 'CancellationIgnored'; at: string };
+
+/** The guard's own reads of one venue. Tickets let an update wait for a read that started after it. */
+export interface VenueReads {
+  /** Ticket of the read under way, if any. */
+  inFlight: number | null;
+  /** Ticket of a read asked for while another was under way; it starts when that one ends. */
+  queued: number | null;
+  /** Highest ticket finished (read or failed). */
+  done: number;
+  /** The venue's `lastSeq` when the read under way started: a bot report accepted meanwhile is newer. */
+  seqAtRequest: number | null;
+  lastDoneAt: string | null;
+  /** Set while reads fail; cleared by the next good one. */
+  lastError: string | null;
+}
 
 export interface VenueState {
-  /** Highest `seq` accepted from bots; null before the first report. */
+  /** Highest `seq` accepted from bots; null before the first report (or after a resync to "any"). */
   lastSeq: number | null;
   holdings?: VenueHoldings;
+  reads: VenueReads;
 }
 
 /** Emergency-shutdown progress of one venue, shown in the `state` query. */
 export interface VenueShutdownProgress {
   status: 'pending' | 'cancelling' | 'closing' | 'flat' | 'failed';
+  /** The pass under way, if any. */
+  pass: 'cancel' | 'close' | null;
   /** Orders cancelled since the trigger (shutdown and sweeps). */
   cancelled: number;
   /** Open orders seen at the last check; null before the first. */
   openOrders: number | null;
   /** Positions closed since the trigger (only with autoClosePositions). */
-  positionsClosed?: number;
+  positionsClosed: number;
   /** Open positions seen at the last check (only with autoClosePositions). */
-  openPositions?: number | null;
+  openPositions: number | null;
   attempts: number;
   lastError?: string;
   updatedAt: string;
+}
+
+/** The emergency shutdown, then the sweeps that keep the account flat while Triggered. Stored once. */
+export interface Flatten {
+  /** Distinguishes this trip's passes from a previous trip's late results. */
+  round: number;
+  orderedAt: string;
+  closePositions: boolean;
+  /** Every venue confirmed flat once (SystemShutdown recorded); later passes are sweeps. */
+  confirmed: boolean;
+  venues: Record<string, VenueShutdownProgress>;
+}
+
+export interface PendingAlert {
+  alert: Alert;
+  inFlight: boolean;
+  attempts: number;
 }
 
 export interface GuardCounters {
@@ -48,7 +129,11 @@ export interface GuardCounters {
   reportsStale: number;
   reportsRejected: number;
   valuations: number;
+  alertsDropped: number;
 }
+
+/** Timers the guard keeps: periodic valuation and sweep, the blind-policy deadline, alert retries, venue passes. */
+export type TimerName = 'valuation' | 'sweep' | 'blind' | 'alerts' | `pass:${string}`;
 
 /** The whole guard state. The same JSON feeds queries and continue-as-new. */
 export interface GuardState {
@@ -56,159 +141,651 @@ export interface GuardState {
   config: AccountConfig;
   breaker: BreakerState;
   venues: Record<string, VenueState>;
-  /** The last complete valuation; incomplete ones never reach the breaker. */
+  prices: PriceBook;
+  /** The last valuation the breaker saw (complete: every venue known). */
   lastValuation?: Valuation;
+  /** Set while part of the account cannot be valued with fresh data. */
+  blind?: { since: string; reason: string };
+  /** Assets held with no known price, by "venue/asset", with when they were first seen so. */
+  unpriced: Record<string, { venue: string; asset: string; amount: DecimalString; since: string }>;
   events: GuardEvent[];
   counters: GuardCounters;
-  /** Shutdown work ordered by the breaker and not yet confirmed done; survives continue-as-new. */
-  pendingShutdown?: { closePositions: boolean; orderedAt: string };
-  shutdown: Record<string, VenueShutdownProgress>;
+  flatten?: Flatten;
+  alerts: { nextId: number; pending: PendingAlert[] };
+  /** Armed timers and when each is due. */
+  timers: Partial<Record<TimerName, string>>;
+  readTicket: number;
+  flattenRounds: number;
+  /** Search attributes as last published, so that they are written only on change. */
+  published: { state: string; lossPct: string | null } | null;
 }
+
+/** What the guard reads from a venue itself: the same shape a bot reports, minus `seq`. */
+export interface VenueReading {
+  venue: string;
+  balances: Record<string, DecimalString>;
+  prices: Record<string, DecimalString>;
+  positions: PositionReport[];
+  asOf: string;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Messages, commands, replies
+
+export type OperatorAction = 'reset' | 'disable' | 'enable' | 'halt' | 'resyncSeq';
+
+export type GuardMessage =
+  /** The run began; `continued` when it carries state from continue-as-new. */
+  | { type: 'Started'; at: string; continued: boolean }
+  | { type: 'ReportReceived'; at: string; report: unknown }
+  /** A report whose payload could not be decoded (unknown encoding, invalid JSON such as `NaN`). */
+  | { type: 'ReportUndecodable'; at: string; error: string }
+  | { type: 'VenueRead'; at: string; venue: string; ticket: number; reading: VenueReading }
+  | { type: 'VenueReadFailed'; at: string; venue: string; ticket: number; error: string }
+  | { type: 'CancelPassDone'; at: string; venue: string; round: number; cancelled: number; openAfter: number }
+  | { type: 'ClosePassDone'; at: string; venue: string; round: number; closed: number; remaining: number }
+  | { type: 'PassRefused'; at: string; venue: string; round: number; failureType: string; error: string }
+  | { type: 'TimerFired'; at: string; timer: TimerName }
+  | { type: 'AlertDelivered'; at: string; id: string }
+  | { type: 'AlertFailed'; at: string; id: string; error: string }
+  | { type: 'OperatorRequested'; at: string; action: OperatorAction; request: unknown }
+  /** Someone asked Temporal to cancel the guard's run. */
+  | { type: 'CancellationRequested'; at: string };
+
+export type GuardCommand =
+  | { type: 'ReadVenue'; venue: string; ticket: number; referenceCurrency: string }
+  | { type: 'CancelOrders'; venue: string; round: number }
+  | { type: 'ClosePositions'; venue: string; round: number }
+  | { type: 'SendAlert'; alert: Alert }
+  | { type: 'StartTimer'; timer: TimerName; seconds: number }
+  /** `lossPct` rounded for the search attribute (a double there, not money). */
+  | { type: 'PublishSearchAttributes'; state: string; accountId: string; lossPct: string | null };
+
+export type ReportOutcome = 'accepted' | 'duplicate' | 'stale';
+
+export interface Rejection {
+  /** The ApplicationFailure type a caller sees: InvalidReport, InvalidOperatorRequest, NotAllowedInThisState. */
+  type: string;
+  message: string;
+}
+
+export interface GuardReply {
+  rejection?: Rejection;
+  outcome?: ReportOutcome;
+  /** Reads (venue → ticket) the answer should wait for: they started after the request and always finish. */
+  waitFor?: Record<string, number>;
+}
+
+export interface Decision {
+  state: GuardState;
+  commands: GuardCommand[];
+  reply?: GuardReply;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Creating and carrying state
+
+const emptyReads = (): VenueReads => ({ inFlight: null, queued: null, done: 0, seqAtRequest: null, lastDoneAt: null, lastError: null });
 
 export function createGuardState(config: AccountConfig): GuardState {
   return {
     version: GUARD_STATE_VERSION,
     config,
     breaker: { name: 'Active' },
-    venues: Object.fromEntries(config.venues.map((v) => [v, { lastSeq: null }])),
+    venues: Object.fromEntries(config.venues.map((v) => [v, { lastSeq: null, reads: emptyReads() }])),
+    prices: {},
+    unpriced: {},
     events: [],
-    counters: { reportsAccepted: 0, reportsDuplicate: 0, reportsStale: 0, reportsRejected: 0, valuations: 0 },
-    shutdown: {},
+    counters: { reportsAccepted: 0, reportsDuplicate: 0, reportsStale: 0, reportsRejected: 0, valuations: 0, alertsDropped: 0 },
+    alerts: { nextId: 1, pending: [] },
+    timers: {},
+    readTicket: 0,
+    flattenRounds: 0,
+    published: null,
   };
 }
 
-function withEvents(state: GuardState, events: readonly GuardEvent[]): GuardState {
-  if (events.length === 0) return state;
-  const all = state.events.concat(events);
-  return { ...state, events: all.length > MAX_RECENT_EVENTS ? all.slice(all.length - MAX_RECENT_EVENTS) : all };
-}
+// ---------------------------------------------------------------------------------------------------------------
+// Small pure helpers. Each takes a Work (the state being built plus the commands so far) and mutates only it.
 
-export type ReportOutcome = 'accepted' | 'duplicate' | 'stale';
-
-/**
- * Takes a validated bot report: a report whose `seq` equals the last accepted one is a duplicate, a lower one is
- * stale; both are counted and otherwise ignored.
- */
-export function receiveReport(state: GuardState, report: BalanceReport, at: string): { state: GuardState; outcome: ReportOutcome } {
-  const venue = state.venues[report.venue] ?? { lastSeq: null };
-  if (venue.lastSeq !== null && report.seq <= venue.lastSeq) {
-    const outcome = report.seq === venue.lastSeq ? 'duplicate' : 'stale';
-    const counters = { ...state.counters };
-    if (outcome === 'duplicate') counters.reportsDuplicate += 1;
-    else counters.reportsStale += 1;
-    return { state: { ...state, counters }, outcome };
-  }
-  const holdings: VenueHoldings = {
-    balances: report.balances,
-    prices: report.prices ?? {},
-    positions: report.positions ?? [],
-    asOf: report.asOf ?? at,
-    source: 'bot',
-  };
-  return {
-    state: {
-      ...state,
-      venues: { ...state.venues, [report.venue]: { lastSeq: report.seq, holdings } },
-      counters: { ...state.counters, reportsAccepted: state.counters.reportsAccepted + 1 },
-    },
-    outcome: 'accepted',
-  };
-}
-
-/** Records a report that failed validation; the guard's state is otherwise untouched. */
-export function rejectReport(state: GuardState, error: string, at: string): GuardState {
-  const counters = { ...state.counters, reportsRejected: state.counters.reportsRejected + 1 };
-  return withEvents({ ...state, counters }, [{ type: 'ReportRejected', at, error }]);
-}
-
-/**
- * Stores holdings the guard read from the venue itself (no `seq`: they do not advance the bots' sequence).
- * A reading is dropped if a bot report was accepted for that venue while the read was under way: the report is
- * newer than the reading, which may have been taken before the bot's snapshot.
- * @param seqAtRequest the venue's `lastSeq` when the read was requested
- */
-export function receiveVenueHoldings(state: GuardState, venue: string, holdings: VenueHoldings, seqAtRequest: number | null): GuardState {
-  const current = state.venues[venue] ?? { lastSeq: null };
-  if (current.lastSeq !== seqAtRequest) return state;
-  return { ...state, venues: { ...state.venues, [venue]: { ...current, holdings } } };
-}
-
-/** Records that the guard could not read a venue; the last known holdings stay in use. */
-export function recordReadFailure(state: GuardState, venue: string, error: string, at: string): GuardState {
-  return withEvents(state, [{ type: 'VenueReadFailed', at, venue, error }]);
-}
-
-/** Values the account as known now, without deciding anything. */
-export function currentValuation(state: GuardState, at: string): Valuation {
-  const holdings = Object.fromEntries(Object.entries(state.venues).map(([v, s]) => [v, s.holdings]));
-  const { venues, initialCapital, referenceCurrency } = state.config;
-  return valuePortfolio(holdings, venues, initialCapital, referenceCurrency, at);
-}
-
-/** Venues whose holdings are missing or hold an asset without a price: the guard must read them itself. */
-export function venuesNeedingValuation(valuation: Valuation): string[] {
-  return [...new Set([...valuation.missingVenues, ...valuation.unpriced.map((u) => u.venue)])];
-}
-
-export interface Step {
+interface Work {
   state: GuardState;
-  commands: BreakerCommand[];
-  rejection?: string;
+  commands: GuardCommand[];
+  at: string;
 }
 
-function applyTransition(state: GuardState, result: Transition): Step {
-  if (result.rejection !== undefined) return { state, commands: [], rejection: result.rejection };
-  let next = withEvents({ ...state, breaker: result.state }, result.events);
+function addEvents(w: Work, events: readonly GuardEvent[]): void {
+  if (events.length === 0) return;
+  let all = w.state.events.concat(events);
+  if (all.length > MAX_RECENT_EVENTS) all = all.slice(all.length - MAX_RECENT_EVENTS);
+  // Bounded in bytes too: a few large events must not push the carried state towards the payload limit.
+  while (all.length > 1 && JSON.stringify(all).length > MAX_RECENT_EVENTS_BYTES) all = all.slice(Math.ceil(all.length / 10));
+  w.state = { ...w.state, events: all };
+}
+
+const secondsBetween = (from: string, to: string) => (Date.parse(to) - Date.parse(from)) / 1000;
+const addSeconds = (at: string, seconds: number) => new Date(Date.parse(at) + seconds * 1000).toISOString();
+
+/** Arms a timer unless one of that name is already due at or before the wanted time. */
+function arm(w: Work, timer: TimerName, seconds: number): void {
+  const due = addSeconds(w.at, seconds);
+  const current = w.state.timers[timer];
+  if (current !== undefined && current <= due) return;
+  w.state = { ...w.state, timers: { ...w.state.timers, [timer]: due } };
+  w.commands.push({ type: 'StartTimer', timer, seconds: Math.max(0, seconds) });
+}
+
+function raiseAlert(w: Work, kind: Alert['kind'], message: string, venue?: string): void {
+  const { nextId, pending } = w.state.alerts;
+  const alert: Alert = { id: `${w.state.config.accountId}-${nextId}`, kind, accountId: w.state.config.accountId, message: clip(message, MAX_ERROR_CHARS), at: w.at, ...(venue ? { venue } : {}) };
+  let kept = pending.concat({ alert, inFlight: true, attempts: 1 });
+  if (kept.length > MAX_PENDING_ALERTS) {
+    w.state = { ...w.state, counters: { ...w.state.counters, alertsDropped: w.state.counters.alertsDropped + kept.length - MAX_PENDING_ALERTS } };
+    kept = kept.slice(kept.length - MAX_PENDING_ALERTS);
+  }
+  w.state = { ...w.state, alerts: { nextId: nextId + 1, pending: kept } };
+  w.commands.push({ type: 'SendAlert', alert });
+}
+
+function setVenue(w: Work, venue: string, update: Partial<VenueState>): void {
+  const current = w.state.venues[venue] ?? { lastSeq: null, reads: emptyReads() };
+  w.state = { ...w.state, venues: { ...w.state.venues, [venue]: { ...current, ...update } } };
+}
+
+/**
+ * Asks for a read of a venue and returns the ticket to wait for: a read already queued is shared; a read under way
+ * is not (it may have started before the caller's request), so one is queued behind it.
+ */
+function requestRead(w: Work, venue: string): number {
+  const v = w.state.venues[venue];
+  if (!v) return 0;
+  if (v.reads.queued !== null) return v.reads.queued;
+  const ticket = w.state.readTicket + 1;
+  w.state = { ...w.state, readTicket: ticket };
+  if (v.reads.inFlight !== null) {
+    setVenue(w, venue, { reads: { ...v.reads, queued: ticket } });
+  } else {
+    setVenue(w, venue, { reads: { ...v.reads, inFlight: ticket, seqAtRequest: v.lastSeq } });
+    w.commands.push({ type: 'ReadVenue', venue, ticket, referenceCurrency: w.state.config.referenceCurrency });
+  }
+  return ticket;
+}
+
+/** A read ended (well or not): record it and start the queued one. */
+function finishRead(w: Work, venue: string, ticket: number, error: string | null): void {
+  const v = w.state.venues[venue]!;
+  const reads: VenueReads = { ...v.reads, inFlight: null, done: Math.max(v.reads.done, ticket), lastDoneAt: w.at, lastError: error };
+  setVenue(w, venue, { reads });
+  if (reads.queued !== null) {
+    const next = reads.queued;
+    setVenue(w, venue, { reads: { ...reads, queued: null, inFlight: next, seqAtRequest: w.state.venues[venue]!.lastSeq } });
+    w.commands.push({ type: 'ReadVenue', venue, ticket: next, referenceCurrency: w.state.config.referenceCurrency });
+  }
+}
+
+function nonZero(balances: Record<string, DecimalString>): Record<string, DecimalString> {
+  return Object.fromEntries(Object.entries(balances).filter(([, amount]) => !new Decimal(amount).isZero()));
+}
+
+function learnPrices(w: Work, venue: string, prices: Record<string, DecimalString>): void {
+  const entries = Object.entries(prices);
+  if (entries.length === 0) return;
+  const book = { ...w.state.prices };
+  for (const [asset, price] of entries) book[asset] = { price, at: w.at, venue };
+  w.state = { ...w.state, prices: book };
+}
+
+/** Keeps only quotes of assets some venue holds, so that the price book stays bounded by the holdings. */
+function pruneAssets(w: Work): void {
+  const held = new Set<string>();
+  for (const v of Object.values(w.state.venues)) for (const asset of Object.keys(v.holdings?.balances ?? {})) held.add(asset);
+  if (Object.keys(w.state.prices).every((a) => held.has(a))) return;
+  w.state = { ...w.state, prices: Object.fromEntries(Object.entries(w.state.prices).filter(([a]) => held.has(a))) };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Breaker and the never-blind policy
+
+/** Applies a breaker transition: its events, and the emergency shutdown it may order. */
+function applyTransition(w: Work, result: Transition): void {
+  w.state = { ...w.state, breaker: result.state };
+  addEvents(w, result.events);
   for (const command of result.commands) {
-    if (command.type === 'EmergencyShutdown') {
-      next = {
-        ...next,
-        pendingShutdown: { closePositions: command.closePositions, orderedAt: result.state.name === 'Triggered' ? result.state.at : '' },
-        shutdown: {},
-      };
+    if (command.type === 'EmergencyShutdown' && result.state.name === 'Triggered') startFlatten(w, command.closePositions, result.state.reason);
+  }
+}
+
+/** The level blindness has reached under the policy, or undefined while it has not (or the policy never escalates). */
+function blindLevel(state: GuardState, at: string): Exclude<RiskLevel, 'ok'> | undefined {
+  const { blind } = state;
+  const policy = state.config.blindPolicy;
+  if (!blind || policy.action !== 'failClosed') return undefined;
+  const elapsed = secondsBetween(blind.since, at);
+  if (elapsed >= policy.tripAfterSeconds) return 'breach';
+  if (elapsed >= policy.warnAfterSeconds) return 'warning';
+  return undefined;
+}
+
+/**
+ * Values the account as known now and lets the breaker decide. Blind spots (a venue never valued or stale, a price
+ * stale) become a visible condition with an event and an alert, and under the fail-closed policy a warning and
+ * then a trip; a venue whose data is missing or old is read again (not more often than every few seconds).
+ * An asset never priced counts as zero, which can only overstate a loss.
+ */
+function evaluate(w: Work): void {
+  const s = w.state;
+  const { config } = s;
+  const holdings = Object.fromEntries(Object.entries(s.venues).map(([v, vs]) => [v, vs.holdings]));
+  const valuation = valuePortfolio(holdings, config.venues, s.prices, config.initialCapital, config.referenceCurrency, w.at, config.blindPolicy);
+
+  const newlyUnpriced = trackUnpriced(w, valuation);
+
+  // A venue whose first read is still under way is starting, not blind.
+  const starting = (venue: string) => { const r = s.venues[venue]?.reads; return r !== undefined && r.done === 0 && r.inFlight !== null; };
+  const spots = describeBlindSpots({ ...valuation, missingVenues: valuation.missingVenues.filter((v) => !starting(v)) }, w.at);
+  if (spots.length > 0) {
+    const reason = clip(spots.join('; '), MAX_ERROR_CHARS);
+    if (!w.state.blind) {
+      w.state = { ...w.state, blind: { since: w.at, reason } };
+      addEvents(w, [{ type: 'ValuationBlind', at: w.at, reason }]);
+      if (config.blindPolicy.action !== 'ignore') raiseAlert(w, 'ValuationBlind', `cannot value the account with fresh data: ${reason}`);
+    } else if (w.state.blind.reason !== reason) {
+      w.state = { ...w.state, blind: { ...w.state.blind, reason } };
+    }
+  } else if (w.state.blind) {
+    w.state = { ...w.state, blind: undefined };
+    addEvents(w, [{ type: 'ValuationRestored', at: w.at }]);
+  }
+  const blind = w.state.blind;
+  if (blind && config.blindPolicy.action === 'failClosed') {
+    const elapsed = secondsBetween(blind.since, w.at);
+    const next = [config.blindPolicy.warnAfterSeconds, config.blindPolicy.tripAfterSeconds].find((t) => t > elapsed);
+    if (next !== undefined) arm(w, 'blind', next - elapsed);
+  }
+
+  // Fetch what is missing or old; reads are paced so that a venue that keeps failing is not hammered. An asset
+  // with no price is looked up at once when it appears; after that the periodic valuation retries.
+  const paced = new Set([...valuation.missingVenues, ...valuation.staleVenues.map((s) => s.venue), ...valuation.stalePrices.map((p) => p.venue)]);
+  for (const venue of new Set([...paced, ...newlyUnpriced])) {
+    const reads = w.state.venues[venue]?.reads;
+    if (!reads || reads.inFlight !== null || reads.queued !== null) continue;
+    if (!newlyUnpriced.includes(venue) && reads.lastDoneAt !== null && secondsBetween(reads.lastDoneAt, w.at) < PRICE_READ_MIN_INTERVAL_SECONDS) continue;
+    requestRead(w, venue);
+  }
+
+  const level = blindLevel(w.state, w.at);
+  const input: BreakerInput = {
+    type: 'PortfolioUpdate',
+    at: w.at,
+    totalValue: valuation.complete ? valuation.totalValue : null,
+    lossPct: valuation.complete ? valuation.lossPct : null,
+    ...(level && blind ? { blind: { level, reason: `valuation blind for ${Math.round(secondsBetween(blind.since, w.at))} s: ${blind.reason}` } } : {}),
+  };
+  if (valuation.complete) {
+    w.state = { ...w.state, lastValuation: valuation, counters: { ...w.state.counters, valuations: w.state.counters.valuations + 1 } };
+  }
+  applyTransition(w, transition(w.state.breaker, input, config));
+}
+
+/** Keeps the list of assets without any price, with an event and an alert when one appears; returns their venues. */
+function trackUnpriced(w: Work, valuation: Valuation): string[] {
+  const appeared: string[] = [];
+  const next: GuardState['unpriced'] = {};
+  for (const u of valuation.unpriced) {
+    const key = `${u.venue}/${u.asset}`;
+    const known = w.state.unpriced[key];
+    next[key] = { ...u, since: known?.since ?? w.at };
+    if (!known) {
+      appeared.push(u.venue);
+      addEvents(w, [{ type: 'AssetUnpriced', at: w.at, venue: u.venue, asset: u.asset, amount: u.amount }]);
+      if (w.state.config.blindPolicy.action !== 'ignore') {
+        raiseAlert(w, 'AssetUnpriced', `${u.venue}: no price for ${u.amount} ${u.asset}; counted as zero (list it in blindPolicy.ignoreAssets if it is worthless)`, u.venue);
+      }
     }
   }
-  return { state: next, commands: result.commands };
+  w.state = { ...w.state, unpriced: next };
+  return appeared;
 }
 
-/**
- * Values the account and, if the valuation is complete, feeds it to the breaker. An incomplete valuation (a venue
- * never seen, an asset without a price) never reaches the breaker: a missing venue would look like a loss.
- */
-export function evaluate(state: GuardState, at: string): Step & { valuation: Valuation } {
-  const valuation = currentValuation(state, at);
-  if (!valuation.complete) return { state, commands: [], valuation };
-  const counted = { ...state, lastValuation: valuation, counters: { ...state.counters, valuations: state.counters.valuations + 1 } };
-  const input: BreakerInput = { type: 'PortfolioUpdate', at, totalValue: valuation.totalValue, lossPct: valuation.lossPct };
-  return { ...applyTransition(counted, transition(state.breaker, input, state.config)), valuation };
-}
+// ---------------------------------------------------------------------------------------------------------------
+// Emergency shutdown and sweeps
 
-/** An operator's request (reset, disable, enable), checked against the current state. */
-export function operate(state: GuardState, input: Extract<BreakerInput, { type: 'ResetRequested' | 'DisableRequested' | 'EnableRequested' }>): Step {
-  const step = applyTransition(state, transition(state.breaker, input, state.config));
-  if (step.rejection === undefined && input.type === 'ResetRequested') {
-    // A reset abandons whatever shutdown work was outstanding; the operator has taken over.
-    return { ...step, state: { ...step.state, pendingShutdown: undefined } };
+function startFlatten(w: Work, closePositions: boolean, reason: string): void {
+  const round = w.state.flattenRounds + 1;
+  const venues: Record<string, VenueShutdownProgress> = {};
+  for (const venue of w.state.config.venues) {
+    venues[venue] = { status: 'cancelling', pass: 'cancel', cancelled: 0, openOrders: null, positionsClosed: 0, openPositions: null, attempts: 1, updatedAt: w.at };
+    w.commands.push({ type: 'CancelOrders', venue, round });
   }
-  return step;
+  w.state = { ...w.state, flattenRounds: round, flatten: { round, orderedAt: w.at, closePositions, confirmed: false, venues } };
+  raiseAlert(w, 'CircuitBreakerTriggered', `${reason}; cancelling every open order on every venue`);
+  arm(w, 'sweep', w.state.config.sweepIntervalSeconds);
 }
 
-/** Records one venue's shutdown progress (and a failure event when it fails). */
-export function recordShutdownProgress(state: GuardState, venue: string, progress: VenueShutdownProgress): GuardState {
-  const next = { ...state, shutdown: { ...state.shutdown, [venue]: progress } };
-  if (progress.status === 'failed' && state.shutdown[venue]?.status !== 'failed') {
-    return withEvents(next, [{ type: 'VenueShutdownFailed', at: progress.updatedAt, venue, error: progress.lastError ?? 'unknown error' }]);
-  }
+function setProgress(w: Work, venue: string, update: Partial<VenueShutdownProgress>): VenueShutdownProgress {
+  const f = w.state.flatten!;
+  const next = { ...f.venues[venue]!, ...update, updatedAt: w.at };
+  w.state = { ...w.state, flatten: { ...f, venues: { ...f.venues, [venue]: next } } };
   return next;
 }
 
-/** Records that a sweep while Triggered cancelled orders placed after the trigger. */
-export function recordSweep(state: GuardState, venue: string, cancelled: number, at: string): GuardState {
-  return cancelled > 0 ? withEvents(state, [{ type: 'OrdersSwept', at, venue, cancelled }]) : state;
+/** Starts a pass over a venue unless one is under way. */
+function startPass(w: Work, venue: string, pass: 'cancel' | 'close'): void {
+  const f = w.state.flatten;
+  const p = f?.venues[venue];
+  if (!f || !p || p.pass !== null) return;
+  const status = p.status === 'flat' ? 'flat' : pass === 'close' ? 'closing' : 'cancelling';
+  setProgress(w, venue, { pass, status, attempts: p.attempts + 1 });
+  w.commands.push(pass === 'cancel' ? { type: 'CancelOrders', venue, round: f.round } : { type: 'ClosePositions', venue, round: f.round });
 }
 
-/** Every venue confirmed flat: the shutdown is done and recorded once. */
-export function confirmShutdown(state: GuardState, at: string): GuardState {
-  const step = applyTransition(state, transition(state.breaker, { type: 'ShutdownConfirmed', at }, state.config));
-  return { ...step.state, pendingShutdown: undefined };
+/** Records SystemShutdown once, when every venue has confirmed flat after the trigger. */
+function confirmIfFlat(w: Work): void {
+  const f = w.state.flatten;
+  if (!f || f.confirmed || w.state.breaker.name !== 'Triggered') return;
+  if (!Object.values(f.venues).every((p) => p.status === 'flat' && p.pass === null)) return;
+  w.state = { ...w.state, flatten: { ...f, confirmed: true } };
+  applyTransition(w, transition(w.state.breaker, { type: 'ShutdownConfirmed', at: w.at }, w.state.config));
+  raiseAlert(w, 'ShutdownComplete', `every venue confirmed zero open orders${f.closePositions ? ' and zero positions' : ''}`);
+}
+
+/** A pass result belongs to the current trip's shutdown, or is late and ignored. */
+function currentPass(state: GuardState, venue: string, round: number): VenueShutdownProgress | undefined {
+  if (state.breaker.name !== 'Triggered' || state.flatten?.round !== round) return undefined;
+  return state.flatten.venues[venue];
+}
+
+function onCancelPass(w: Work, m: Extract<GuardMessage, { type: 'CancelPassDone' }>): void {
+  const p = currentPass(w.state, m.venue, m.round);
+  if (!p) return;
+  const wasFlat = p.status === 'flat';
+  setProgress(w, m.venue, { pass: null, cancelled: p.cancelled + m.cancelled, openOrders: m.openAfter });
+  if (wasFlat && m.cancelled > 0) addEvents(w, [{ type: 'OrdersSwept', at: w.at, venue: m.venue, cancelled: m.cancelled }]);
+  if (m.openAfter > 0) {
+    setProgress(w, m.venue, { status: 'cancelling' });
+    arm(w, `pass:${m.venue}`, PASS_RETRY_SECONDS);
+  } else if (w.state.flatten!.closePositions) {
+    if (!wasFlat) setProgress(w, m.venue, { status: 'closing' });
+    startPass(w, m.venue, 'close');
+  } else {
+    setProgress(w, m.venue, { status: 'flat', lastError: undefined });
+  }
+  confirmIfFlat(w);
+}
+
+function onClosePass(w: Work, m: Extract<GuardMessage, { type: 'ClosePassDone' }>): void {
+  const p = currentPass(w.state, m.venue, m.round);
+  if (!p) return;
+  setProgress(w, m.venue, { pass: null, positionsClosed: p.positionsClosed + m.closed, openPositions: m.remaining });
+  if (m.remaining > 0) {
+    setProgress(w, m.venue, { status: 'closing' });
+    arm(w, `pass:${m.venue}`, PASS_RETRY_SECONDS);
+  } else {
+    setProgress(w, m.venue, { status: 'flat', lastError: undefined });
+  }
+  confirmIfFlat(w);
+}
+
+/** A venue refused a pass (credentials, permissions, a rejected request): shown, alerted once, retried at the next sweep. */
+function onPassRefused(w: Work, m: Extract<GuardMessage, { type: 'PassRefused' }>): void {
+  const p = currentPass(w.state, m.venue, m.round);
+  if (!p) return;
+  const error = clip(`${m.failureType}: ${m.error}`, MAX_ERROR_CHARS);
+  setProgress(w, m.venue, { pass: null, status: 'failed', lastError: error });
+  if (p.status !== 'failed') {
+    addEvents(w, [{ type: 'VenueShutdownFailed', at: w.at, venue: m.venue, error }]);
+    raiseAlert(w, m.failureType === 'VenueAuthFailed' ? 'VenueAuthFailed' : 'VenueRejected', `${m.venue} refused the emergency shutdown: ${error}`, m.venue);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Messages
+
+function onReport(w: Work, raw: unknown): GuardReply {
+  const parsed = parseBalanceReport(raw, w.state.config.venues);
+  if (!parsed.ok) return rejectReport(w, parsed.error);
+  const report = parsed.value;
+  const venue = w.state.venues[report.venue]!;
+  const counters = { ...w.state.counters };
+  if (venue.lastSeq !== null && report.seq <= venue.lastSeq) {
+    const outcome = report.seq === venue.lastSeq ? 'duplicate' : 'stale';
+    if (outcome === 'duplicate') counters.reportsDuplicate += 1;
+    else counters.reportsStale += 1;
+    w.state = { ...w.state, counters };
+    return { outcome };
+  }
+  const { maxSeqJump } = w.state.config;
+  if (venue.lastSeq !== null && report.seq - venue.lastSeq > maxSeqJump) {
+    return rejectReport(
+      w,
+      `report.seq: jumps from ${venue.lastSeq} to ${report.seq}, more than maxSeqJump (${maxSeqJump}); ` +
+        `if the bot restarted its sequence, an operator can resynchronise ${report.venue} with resyncSeq`,
+    );
+  }
+  counters.reportsAccepted += 1;
+  const holdings: VenueHoldings = {
+    balances: nonZero(report.balances),
+    positions: report.positions ?? [],
+    asOf: report.asOf ?? w.at,
+    receivedAt: w.at,
+    source: 'bot',
+  };
+  w.state = { ...w.state, counters };
+  setVenue(w, report.venue, { lastSeq: report.seq, holdings });
+  learnPrices(w, report.venue, report.prices ?? {});
+  const ticketsBefore = w.state.readTicket;
+  evaluate(w);
+  pruneAssets(w);
+  // Reads this report caused (prices it lacks): the update's answer waits for them.
+  const waitFor: Record<string, number> = {};
+  for (const c of w.commands) if (c.type === 'ReadVenue' && c.ticket > ticketsBefore) waitFor[c.venue] = c.ticket;
+  for (const [v, vs] of Object.entries(w.state.venues)) if (vs.reads.queued !== null && vs.reads.queued > ticketsBefore) waitFor[v] = vs.reads.queued;
+  return { outcome: 'accepted', ...(Object.keys(waitFor).length > 0 ? { waitFor } : {}) };
+}
+
+function rejectReport(w: Work, error: string): GuardReply {
+  const message = clip(error, MAX_ERROR_CHARS);
+  w.state = { ...w.state, counters: { ...w.state.counters, reportsRejected: w.state.counters.reportsRejected + 1 } };
+  addEvents(w, [{ type: 'ReportRejected', at: w.at, error: message }]);
+  return { rejection: { type: 'InvalidReport', message } };
+}
+
+function onVenueRead(w: Work, m: Extract<GuardMessage, { type: 'VenueRead' }>): void {
+  const v = w.state.venues[m.venue];
+  if (!v || v.reads.inFlight !== m.ticket) return;
+  learnPrices(w, m.venue, m.reading.prices);
+  // A bot report accepted while the read was under way is newer than the reading: keep the report.
+  if (v.lastSeq === v.reads.seqAtRequest) {
+    setVenue(w, m.venue, {
+      holdings: { balances: nonZero(m.reading.balances), positions: m.reading.positions, asOf: m.reading.asOf, receivedAt: w.at, source: 'guard' },
+    });
+  }
+  finishRead(w, m.venue, m.ticket, null);
+  evaluate(w);
+  pruneAssets(w);
+}
+
+function onVenueReadFailed(w: Work, m: Extract<GuardMessage, { type: 'VenueReadFailed' }>): void {
+  const v = w.state.venues[m.venue];
+  if (!v || v.reads.inFlight !== m.ticket) return;
+  const error = clip(m.error, MAX_ERROR_CHARS);
+  // One event per failure streak, not per attempt: a venue down for a day must not flood the events.
+  if (v.reads.lastError === null) addEvents(w, [{ type: 'VenueReadFailed', at: w.at, venue: m.venue, error }]);
+  finishRead(w, m.venue, m.ticket, error);
+  evaluate(w);
+}
+
+function onTimer(w: Work, timer: TimerName): void {
+  const due = w.state.timers[timer];
+  // A timer from an earlier arming (re-armed sooner since) or no longer wanted.
+  if (due === undefined || w.at < due) return;
+  const timers = { ...w.state.timers };
+  delete timers[timer];
+  w.state = { ...w.state, timers };
+  const triggered = w.state.breaker.name === 'Triggered' && w.state.flatten !== undefined;
+  if (timer === 'valuation') {
+    for (const venue of w.state.config.venues) requestRead(w, venue);
+    arm(w, 'valuation', w.state.config.valuationIntervalSeconds);
+  } else if (timer === 'sweep') {
+    if (!triggered) return;
+    for (const venue of w.state.config.venues) startPass(w, venue, 'cancel');
+    arm(w, 'sweep', w.state.config.sweepIntervalSeconds);
+  } else if (timer === 'blind') {
+    evaluate(w);
+  } else if (timer === 'alerts') {
+    resendAlerts(w);
+  } else if (timer.startsWith('pass:')) {
+    const venue = timer.slice('pass:'.length);
+    const p = w.state.flatten?.venues[venue];
+    if (triggered && p && p.pass === null && (p.status === 'cancelling' || p.status === 'closing')) startPass(w, venue, 'cancel');
+  } else {
+    assertNever(timer as never);
+  }
+}
+
+function resendAlerts(w: Work): void {
+  const pending = w.state.alerts.pending.map((p) => {
+    if (p.inFlight) return p;
+    w.commands.push({ type: 'SendAlert', alert: p.alert });
+    return { ...p, inFlight: true, attempts: p.attempts + 1 };
+  });
+  w.state = { ...w.state, alerts: { ...w.state.alerts, pending } };
+}
+
+function onAlertFailed(w: Work, m: Extract<GuardMessage, { type: 'AlertFailed' }>): void {
+  const entry = w.state.alerts.pending.find((p) => p.alert.id === m.id);
+  if (!entry) return;
+  if (entry.attempts === 1) addEvents(w, [{ type: 'AlertUndelivered', at: w.at, id: m.id, kind: entry.alert.kind, error: clip(m.error, MAX_ERROR_CHARS) }]);
+  const pending = w.state.alerts.pending.map((p) => (p.alert.id === m.id ? { ...p, inFlight: false } : p));
+  w.state = { ...w.state, alerts: { ...w.state.alerts, pending } };
+  arm(w, 'alerts', ALERT_RETRY_SECONDS);
+}
+
+function onOperator(w: Work, m: Extract<GuardMessage, { type: 'OperatorRequested' }>): GuardReply {
+  if (m.action === 'resyncSeq') {
+    const parsed = parseResyncRequest(m.request, w.state.config.venues);
+    if (!parsed.ok) return { rejection: { type: 'InvalidOperatorRequest', message: parsed.error } };
+    const { venue, seq, operator, reason } = parsed.value;
+    const from = w.state.venues[venue]!.lastSeq;
+    setVenue(w, venue, { lastSeq: seq });
+    addEvents(w, [{ type: 'SeqResynchronised', at: w.at, venue, from, to: seq, operator, reason }]);
+    return {};
+  }
+  const parsed = parseOperatorRequest(m.request, m.action);
+  if (!parsed.ok) return { rejection: { type: 'InvalidOperatorRequest', message: parsed.error } };
+  const { operator, reason } = parsed.value;
+  const base = { at: w.at, operator, reason };
+  const input: BreakerInput =
+    m.action === 'reset'
+      ? { type: 'ResetRequested', ...base }
+      : m.action === 'disable'
+        ? { type: 'DisableRequested', ...base }
+        : m.action === 'enable'
+          ? { type: 'EnableRequested', ...base }
+          : { type: 'HaltRequested', ...base, lossPct: w.state.lastValuation?.lossPct ?? null, totalValue: w.state.lastValuation?.totalValue ?? null };
+  const result = transition(w.state.breaker, input, w.state.config);
+  if (result.rejection !== undefined) return { rejection: { type: 'NotAllowedInThisState', message: result.rejection } };
+  applyTransition(w, result);
+  if (m.action === 'reset') {
+    // The operator has taken over: outstanding shutdown work is abandoned, and the account is valued afresh.
+    w.state = { ...w.state, flatten: undefined };
+  }
+  if (m.action === 'reset' || m.action === 'enable') evaluate(w);
+  return {};
+}
+
+function onStarted(w: Work, continued: boolean): void {
+  if (!continued) {
+    for (const venue of w.state.config.venues) requestRead(w, venue);
+    arm(w, 'valuation', w.state.config.valuationIntervalSeconds);
+    return;
+  }
+  // A new run after continue-as-new: whatever was under way in the previous run is started again. Every effect is
+  // idempotent (reads, cancel-all, reduce-only closes; alerts carry an id), so repeating one is harmless, while
+  // waiting for the old run's effects would let continue-as-new delay protection.
+  const timers = w.state.timers;
+  w.state = { ...w.state, timers: {} };
+  for (const [timer, due] of Object.entries(timers) as [TimerName, string][]) arm(w, timer, Math.max(0, secondsBetween(w.at, due)));
+  if (w.state.timers.valuation === undefined) arm(w, 'valuation', w.state.config.valuationIntervalSeconds);
+  for (const [venue, v] of Object.entries(w.state.venues)) {
+    if (v.reads.inFlight !== null) w.commands.push({ type: 'ReadVenue', venue, ticket: v.reads.inFlight, referenceCurrency: w.state.config.referenceCurrency });
+  }
+  const f = w.state.flatten;
+  if (f && w.state.breaker.name === 'Triggered') {
+    for (const [venue, p] of Object.entries(f.venues)) {
+      if (p.pass === 'cancel') w.commands.push({ type: 'CancelOrders', venue, round: f.round });
+      if (p.pass === 'close') w.commands.push({ type: 'ClosePositions', venue, round: f.round });
+    }
+    if (w.state.timers.sweep === undefined) arm(w, 'sweep', 0);
+  }
+  for (const p of w.state.alerts.pending) if (p.inFlight) w.commands.push({ type: 'SendAlert', alert: p.alert });
+}
+
+/** Search attributes are written only when the breaker state or the loss (to 0.1 %) changes: each write costs a visibility update. */
+function publishIfChanged(w: Work): void {
+  const v = w.state.lastValuation;
+  const lossPct = v ? toDecimalString(new Decimal(v.lossPct), 1) : null;
+  const current = { state: w.state.breaker.name, lossPct };
+  const last = w.state.published;
+  if (last && last.state === current.state && last.lossPct === current.lossPct) return;
+  w.state = { ...w.state, published: current };
+  w.commands.push({ type: 'PublishSearchAttributes', state: current.state, accountId: w.state.config.accountId, lossPct });
+}
+
+/**
+ * Decides what the guard does with one message. Pure and deterministic: the time is the message's `at`.
+ * A message that is refused (`reply.rejection`) may still change the state (a rejected report is counted and
+ * recorded); an update's validator calls this and discards the result.
+ */
+export function decide(state: GuardState, message: GuardMessage): Decision {
+  const w: Work = { state, commands: [], at: message.at };
+  let reply: GuardReply | undefined;
+  switch (message.type) {
+    case 'Started':
+      onStarted(w, message.continued);
+      break;
+    case 'ReportReceived':
+      reply = onReport(w, message.report);
+      break;
+    case 'ReportUndecodable':
+      reply = rejectReport(w, `report: the payload could not be decoded (${message.error}); send JSON (encoding json/plain) with amounts as decimal strings`);
+      break;
+    case 'VenueRead':
+      onVenueRead(w, message);
+      break;
+    case 'VenueReadFailed':
+      onVenueReadFailed(w, message);
+      break;
+    case 'CancelPassDone':
+      onCancelPass(w, message);
+      break;
+    case 'ClosePassDone':
+      onClosePass(w, message);
+      break;
+    case 'PassRefused':
+      onPassRefused(w, message);
+      break;
+    case 'TimerFired':
+      onTimer(w, message.timer);
+      break;
+    case 'AlertDelivered':
+      w.state = { ...w.state, alerts: { ...w.state.alerts, pending: w.state.alerts.pending.filter((p) => p.alert.id !== message.id) } };
+      break;
+    case 'AlertFailed':
+      onAlertFailed(w, message);
+      break;
+    case 'OperatorRequested':
+      reply = onOperator(w, message);
+      break;
+    case 'CancellationRequested':
+      // A cancellation request would stop protection, and any Temporal client (or a click in the Web UI) can send
+      // one: the guard records it, alerts, and goes on. Retiring a guard is a deliberate `terminate`.
+      addEvents(w, [{ type: 'CancellationIgnored', at: w.at }]);
+      raiseAlert(w, 'CancellationIgnored', 'a cancellation of the guard was requested and ignored: the guard keeps protecting the account (terminate the workflow to retire it)');
+      break;
+    default:
+      assertNever(message);
+  }
+  publishIfChanged(w);
+  return { state: w.state, commands: w.commands, ...(reply ? { reply } : {}) };
 }

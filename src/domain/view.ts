@@ -1,0 +1,72 @@
+/**
+ * What the `state` query answers: the guard's state as an operator reads it. Pure, so that the workflow, tests and
+ * tools compute it the same way.
+ */
+import type { BreakerState, BreakerStateName } from './breaker';
+import type { GuardCounters, GuardState, VenueShutdownProgress } from './guard';
+import { Decimal, DecimalString, toDecimalString } from './money';
+
+/** What the `state` query (and every operator update) answers. */
+export interface GuardStateView {
+  accountId: string;
+  /** Active, Warning, Triggered or Disabled. */
+  state: BreakerStateName;
+  breaker: BreakerState;
+  referenceCurrency: string;
+  initialCapital: DecimalString;
+  warningPct: DecimalString;
+  thresholdPct: DecimalString;
+  /** Loss in percent of capital, two decimals, from the last valuation of every venue; negative when up. */
+  lossPct: DecimalString | null;
+  totalValue: DecimalString | null;
+  pnl: DecimalString | null;
+  lastValuationAt: string | null;
+  perVenueValue: Record<string, DecimalString>;
+  /** Per venue: last accepted `seq`. */
+  lastSeq: Record<string, number | null>;
+  /** Per venue: where the holdings in use come from, when they were received, and the last read error if reads fail. */
+  venues: Record<string, { holdingsFrom: 'bot' | 'guard' | null; receivedAt: string | null; readError: string | null }>;
+  /** Set while part of the account cannot be valued with fresh data (the never-blind policy's condition). */
+  blind: { since: string; reason: string; policy: 'failClosed' | 'lastKnownPrice' | 'ignore' } | null;
+  /** Assets held with no known price (counted as zero), and since when. */
+  unpriced: { venue: string; asset: string; amount: DecimalString; since: string }[];
+  /** Emergency-shutdown progress per venue (empty until the breaker trips). */
+  shutdown: Record<string, VenueShutdownProgress>;
+  shutdownInProgress: boolean;
+  /** Alerts raised and not yet delivered (the webhook is failing when this stays above zero). */
+  alertsPending: number;
+  counters: GuardCounters;
+}
+
+export function viewOf(state: GuardState): GuardStateView {
+  const v = state.lastValuation;
+  const f = state.flatten;
+  return {
+    accountId: state.config.accountId,
+    state: state.breaker.name,
+    breaker: state.breaker,
+    referenceCurrency: state.config.referenceCurrency,
+    initialCapital: state.config.initialCapital,
+    warningPct: state.config.warningPct,
+    thresholdPct: state.config.thresholdPct,
+    lossPct: v ? toDecimalString(new Decimal(v.lossPct), 2) : null,
+    totalValue: v ? v.totalValue : null,
+    pnl: v ? v.pnl : null,
+    lastValuationAt: v ? v.at : null,
+    perVenueValue: v ? v.perVenue : {},
+    lastSeq: Object.fromEntries(Object.entries(state.venues).map(([venue, s]) => [venue, s.lastSeq])),
+    venues: Object.fromEntries(
+      Object.entries(state.venues).map(([venue, s]) => [
+        venue,
+        { holdingsFrom: s.holdings?.source ?? null, receivedAt: s.holdings?.receivedAt ?? null, readError: s.reads.lastError },
+      ]),
+    ),
+    blind: state.blind ? { ...state.blind, policy: state.config.blindPolicy.action } : null,
+    unpriced: Object.values(state.unpriced),
+    shutdown: f ? f.venues : {},
+    shutdownInProgress:
+      state.breaker.name === 'Triggered' && f !== undefined && (!f.confirmed || Object.values(f.venues).some((p) => p.pass !== null || p.status !== 'flat')),
+    alertsPending: state.alerts.pending.length,
+    counters: state.counters,
+  };
+}
