@@ -378,7 +378,7 @@ function evaluate(w: Work): void {
   const holdings = Object.fromEntries(Object.entries(s.venues).map(([v, vs]) => [v, vs.holdings]));
   const valuation = valuePortfolio(holdings, config.venues, s.prices, config.initialCapital, config.referenceCurrency, w.at, config.blindPolicy);
 
-  const newlyUnpriced = trackUnpriced(w, valuation);
+  const newlyUnpriced = [...new Set(trackUnpriced(w, valuation))];
 
   // A venue whose first read is still under way is starting, not blind.
   const starting = (venue: string) => { const r = s.venues[venue]?.reads; return r !== undefined && r.done === 0 && r.inFlight !== null; };
@@ -406,10 +406,11 @@ function evaluate(w: Work): void {
   // Fetch what is missing or old; reads are paced so that a venue that keeps failing is not hammered. An asset
   // with no price is looked up at once when it appears; after that the periodic valuation retries.
   const paced = new Set([...valuation.missingVenues, ...valuation.staleVenues.map((s) => s.venue), ...valuation.stalePrices.map((p) => p.venue)]);
-  for (const venue of new Set([...paced, ...newlyUnpriced])) {
+  for (const venue of newlyUnpriced) requestRead(w, venue);
+  for (const venue of paced) {
     const reads = w.state.venues[venue]?.reads;
     if (!reads || reads.inFlight !== null || reads.queued !== null) continue;
-    if (!newlyUnpriced.includes(venue) && reads.lastDoneAt !== null && secondsBetween(reads.lastDoneAt, w.at) < PRICE_READ_MIN_INTERVAL_SECONDS) continue;
+    if (reads.lastDoneAt !== null && secondsBetween(reads.lastDoneAt, w.at) < PRICE_READ_MIN_INTERVAL_SECONDS) continue;
     requestRead(w, venue);
   }
 
