@@ -9,17 +9,27 @@ const common = {
   transform: { '^.+\\.(t|j|mj)s$': swc },
   transformIgnorePatterns: ['/node_modules/(?!(@noble|@scure)/)'],
 };
+/**
+ * The integration and workflow tiers share one Temporal dev server and one prebuilt workflow bundle. Jest runs each
+ * distinct globalSetup/globalTeardown module path once per run (it collects them in a Set), so both projects name the
+ * same modules: a run of both tiers starts one server, and a unit-only run starts none.
+ */
+const temporalServer = {
+  globalSetup: '<rootDir>/test/integration/global-setup.ts',
+  globalTeardown: '<rootDir>/test/integration/global-teardown.ts',
+};
 module.exports = {
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     {
       ...common,
+      ...temporalServer,
       displayName: 'integration',
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
-      globalSetup: '<rootDir>/test/integration/global-setup.ts',
-      globalTeardown: '<rootDir>/test/integration/global-teardown.ts',
       slowTestThreshold: 60,
     },
+    // The real guard workflow on the real server, with stubbed activities (test/workflow/harness.ts).
+    { ...common, ...temporalServer, displayName: 'workflow', testMatch: ['<rootDir>/test/workflow/**/*.test.ts'], slowTestThreshold: 30 },
   ],
   testTimeout: 120000,
 };

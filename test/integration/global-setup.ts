@@ -1,6 +1,7 @@
 /**
- * One Temporal dev server and one prebuilt workflow bundle for the whole integration run (a server per test file
- * would cost seconds each). Connection details reach the test workers through the environment.
+ * One Temporal dev server and one prebuilt workflow bundle for the whole run of the integration and workflow tiers
+ * (a server per test file would cost seconds each; jest runs this module once even though both projects name it).
+ * Connection details reach the test workers through the environment.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -8,7 +9,11 @@ import { resolveTemporalCli } from '../../tooling/temporal/binaries';
 import { startDevServer } from '../../tooling/temporal/dev-server';
 import { bundleGuardWorkflows } from '../../src/worker-factory';
 
-export const BUNDLE_PATH = path.resolve(__dirname, '../../.cache/workflow-bundle.js');
+/**
+ * Where this run's bundle goes: one file per run (removed by the teardown), so that two runs on one machine never
+ * read each other's bundle, or one half-written.
+ */
+export const BUNDLE_PATH = path.resolve(__dirname, `../../.cache/workflow-bundle-${process.pid}.js`);
 
 export default async function globalSetup(): Promise<void> {
   const cli = resolveTemporalCli((line) => console.log(line));
@@ -18,6 +23,7 @@ export default async function globalSetup(): Promise<void> {
   (globalThis as { __devServer?: typeof server }).__devServer = server;
   process.env.TEST_TEMPORAL_ADDRESS = server.address;
   process.env.TEST_TEMPORAL_CLI = cli;
+  // With the guard's payload converter, as every worker runs it.
   const { code } = await bundleGuardWorkflows();
   mkdirSync(path.dirname(BUNDLE_PATH), { recursive: true });
   writeFileSync(BUNDLE_PATH, code);
