@@ -86,8 +86,8 @@ describe('npm run paper (tooling/paper/main.ts)', () => {
     const [spot, perp] = specs.map((spec) => createVenueClient({ ...spec, rateLimitMs: PAPER_RATE_LIMIT_MS }, credentialsFor(spec, env)));
     // Signed requests (GET /api/v3/account, GET /fapi/v3/account) through ccxt's real binance classes.
     const spotBalance = await spot!.exchange.fetchBalance();
-    expect(String(spotBalance.total.USDT)).toBe('4000');
-    expect(String(spotBalance.total.BTC)).toBe('0.1');
+    expect(String(spotBalance['USDT']?.total)).toBe('4000');
+    expect(String(spotBalance['BTC']?.total)).toBe('0.1');
     const perpBalances = await perp!.books.balances();
     expect(Object.keys(perpBalances)).toEqual(['USDT']);
     expect(perpBalances.USDT!.toFixed()).toBe('2000');
@@ -113,8 +113,8 @@ describe('npm run paper (tooling/paper/main.ts)', () => {
       const spec = loadVenueSpecs(env)[0]!;
       const spot = createVenueClient({ ...spec, rateLimitMs: PAPER_RATE_LIMIT_MS }, credentialsFor(spec, env));
       await spot.exchange.loadMarkets();
-      expect(spot.exchange.markets['XYZ/BTC']).toMatchObject({ base: 'XYZ', quote: 'BTC', spot: true });
-      expect(spot.exchange.markets['XYZ/USDT']).toBeUndefined();
+      expect(spot.exchange.markets!['XYZ/BTC']).toMatchObject({ base: 'XYZ', quote: 'BTC', spot: true });
+      expect(spot.exchange.markets!['XYZ/USDT']).toBeUndefined();
       expect(await spot.books.balances()).toEqual({ USDT: expect.anything(), XYZ: expect.anything(), LDBTC: expect.anything() });
       // Only the seed: none of the demo account's BTC or orders.
       const state = (await (await fetch(`${url}/control/state`)).json()) as { openOrders: { total: number } };
