@@ -1,9 +1,23 @@
 /**
  * Account configuration: what a guard protects and at which loss levels it acts.
  */
-import { z } from 'zod';
+import { ASSET_PATTERN, ASSET_RULE } from './report';
+import { MAX_ASSET_CHARS, MAX_IGNORED_ASSETS, MAX_VENUES_PER_ACCOUNT, MAX_VENUE_ID_CHARS } from './limits';
 import { Decimal, DecimalString, Parsed } from './money';
-import { decimalString, formatIssues } from './validation';
+import {
+  boundedArray,
+  decimalString,
+  flag,
+  got,
+  isPlainObject,
+  joinProblems,
+  oneOf,
+  strictObject,
+  text,
+  unknownFields,
+  validate,
+  wholeNumber,
+} from './validation';
 
 /** Reference currencies the guard can value an account in (ccxt tickers are quoted against them). */
 export const REFERENCE_CURRENCIES = ['USDT', 'USDC'] as const;
@@ -16,6 +30,40 @@ export const DEFAULT_WARNING_PCT = '3';
 export const DEFAULT_THRESHOLD_PCT = '5';
 export const DEFAULT_VALUATION_INTERVAL_SECONDS = 60;
 export const DEFAULT_SWEEP_INTERVAL_SECONDS = 30;
+export const DEFAULT_MAX_SEQ_JUMP = 1_000_000;
+
+/** What a guard does while part of the account cannot be valued with fresh data. */
+export const BLIND_ACTIONS = ['failClosed', 'lastKnownPrice', 'ignore'] as const;
+export type BlindAction = (typeof BLIND_ACTIONS)[number];
+
+/** How a guard treats an account it cannot fully value (a venue that stopped answering, an asset without a price). */
+export interface BlindPolicy {
+  /** What to do while part of the account cannot be valued with fresh data. @default 'failClosed' */
+  action: BlindAction;
+  /** An unpriced asset whose best-known value (reference currency) is below this is dust: ignored. @default "10" */
+  dustValue: DecimalString;
+  /** A venue's holdings older than this (seconds) are stale. @default 300 */
+  staleAfterSeconds: number;
+  /** failClosed: Warning after the account has been blind this long (seconds). @default 120 */
+  warnAfterSeconds: number;
+  /** failClosed: trip after the account has been blind this long (seconds). @default 600 */
+  tripAfterSeconds: number;
+  /** Assets never valued and never alerted on (e.g. delisted dust with no market). @default [] */
+  ignoreAssets: string[];
+}
+
+/** The blind policy of a config that does not set one (each field also defaults on its own). */
+export const DEFAULT_BLIND_POLICY: Readonly<BlindPolicy> = Object.freeze({
+  action: 'failClosed',
+  dustValue: '10',
+  staleAfterSeconds: 300,
+  warnAfterSeconds: 120,
+  tripAfterSeconds: 600,
+  ignoreAssets: [],
+});
+
+/** Longest duration in a blind policy: one week. */
+const MAX_POLICY_SECONDS = 604_800;
 
 /** A validated account configuration, as carried in the guard's input and state. */
 export interface AccountConfig {
@@ -39,46 +87,119 @@ export interface AccountConfig {
    * that refused the shutdown (e.g. revoked credentials) is retried. @default 30
    */
   sweepIntervalSeconds: number;
+  /**
+   * A report whose `seq` exceeds its venue's last accepted `seq` by more than this is refused (a bot that jumps to
+   * 2^53 would otherwise lock out every later report). @default 1000000
+   */
+  maxSeqJump: number;
+  /** How the guard treats an account it cannot fully value. @default {@link DEFAULT_BLIND_POLICY} */
+  blindPolicy: BlindPolicy;
 }
 
-/** What an operator may send: the same fields, with defaults for the optional ones. */
-export type AccountConfigInput = Partial<AccountConfig> & Pick<AccountConfig, 'accountId' | 'initialCapital' | 'venues'>;
+/** What an operator may send: the same fields, with defaults for the optional ones (blind policy fields included). */
+export type AccountConfigInput = Partial<Omit<AccountConfig, 'blindPolicy'>> &
+  Pick<AccountConfig, 'accountId' | 'initialCapital' | 'venues'> & { blindPolicy?: Partial<BlindPolicy> };
 
-const schema = z
-  .object({
-    accountId: z.string().regex(ACCOUNT_ID_PATTERN, 'must be 1-64 letters, digits, "_", "." or "-", starting with a letter or digit'),
-    initialCapital: decimalString({ positive: true }),
-    referenceCurrency: z.enum(REFERENCE_CURRENCIES).default('USDT'),
-    warningPct: decimalString({ positive: true }).default(DEFAULT_WARNING_PCT),
-    thresholdPct: decimalString({ positive: true }).default(DEFAULT_THRESHOLD_PCT),
-    autoClosePositions: z.boolean().default(false),
-    venues: z
-      .array(z.string().regex(VENUE_ID_PATTERN, 'must be lower-case letters, digits, "_" or "-" (e.g. "binance-spot")'))
-      .min(1, 'must list at least one venue')
-      .refine((v) => new Set(v).size === v.length, 'must not list a venue twice'),
-    valuationIntervalSeconds: z.int().min(1).max(86_400).default(DEFAULT_VALUATION_INTERVAL_SECONDS),
-    sweepIntervalSeconds: z.int().min(1).max(3_600).default(DEFAULT_SWEEP_INTERVAL_SECONDS),
-  })
-  .strict()
-  .superRefine((c, ctx) => {
-    const warning = new Decimal(c.warningPct);
-    const threshold = new Decimal(c.thresholdPct);
-    if (threshold.gt(100)) ctx.addIssue({ code: 'custom', path: ['thresholdPct'], message: `must be at most 100, got "${c.thresholdPct}"` });
-    if (!warning.lt(threshold)) {
+const seconds = (max: number, fallback: number) => wholeNumber(1, max).default(fallback);
+
+const blindPolicySchema = strictObject(
+  {
+    action: oneOf(BLIND_ACTIONS).default(DEFAULT_BLIND_POLICY.action),
+    dustValue: decimalString({ nonNegative: true }).default(DEFAULT_BLIND_POLICY.dustValue),
+    staleAfterSeconds: seconds(MAX_POLICY_SECONDS, DEFAULT_BLIND_POLICY.staleAfterSeconds),
+    warnAfterSeconds: seconds(MAX_POLICY_SECONDS, DEFAULT_BLIND_POLICY.warnAfterSeconds),
+    tripAfterSeconds: seconds(MAX_POLICY_SECONDS, DEFAULT_BLIND_POLICY.tripAfterSeconds),
+    ignoreAssets: boundedArray(text({ max: MAX_ASSET_CHARS, pattern: { regex: ASSET_PATTERN, message: ASSET_RULE } }), {
+      max: MAX_IGNORED_ASSETS,
+      what: 'assets',
+    })
+      .refine((v) => new Set(v).size === v.length, 'must not list an asset twice')
+      .default(() => []),
+  },
+  '{"action": "failClosed", "staleAfterSeconds": 300}',
+)
+  .superRefine((p, ctx) => {
+    if (p.warnAfterSeconds >= p.tripAfterSeconds) {
       ctx.addIssue({
         code: 'custom',
-        path: ['warningPct'],
-        message: `must be below thresholdPct ("${c.thresholdPct}"), got "${c.warningPct}"`,
+        path: ['warnAfterSeconds'],
+        message: `must be below tripAfterSeconds (${p.tripAfterSeconds}), got ${p.warnAfterSeconds}`,
       });
     }
-  });
+  })
+  // An absent policy is parsed as {}, so that every field gets its default (and a fresh ignoreAssets array).
+  .prefault({});
+
+const schema = strictObject(
+  {
+    accountId: text({ max: 64, pattern: { regex: ACCOUNT_ID_PATTERN, message: 'must be 1-64 letters, digits, "_", "." or "-", starting with a letter or digit' } }),
+    initialCapital: decimalString({ positive: true }),
+    referenceCurrency: oneOf(REFERENCE_CURRENCIES).default('USDT'),
+    warningPct: decimalString({ positive: true }).default(DEFAULT_WARNING_PCT),
+    thresholdPct: decimalString({ positive: true }).default(DEFAULT_THRESHOLD_PCT),
+    autoClosePositions: flag().default(false),
+    venues: boundedArray(
+      text({ max: MAX_VENUE_ID_CHARS, pattern: { regex: VENUE_ID_PATTERN, message: 'must be lower-case letters, digits, "_" or "-" (e.g. "binance-spot")' } }),
+      { max: MAX_VENUES_PER_ACCOUNT, min: 1, what: 'venues' },
+    ).refine((v) => new Set(v).size === v.length, 'must not list a venue twice'),
+    valuationIntervalSeconds: seconds(86_400, DEFAULT_VALUATION_INTERVAL_SECONDS),
+    sweepIntervalSeconds: seconds(3_600, DEFAULT_SWEEP_INTERVAL_SECONDS),
+    maxSeqJump: wholeNumber(1, Number.MAX_SAFE_INTEGER).default(DEFAULT_MAX_SEQ_JUMP),
+    blindPolicy: blindPolicySchema,
+  },
+  '{"accountId": "acct-1", "initialCapital": "10000.00", "venues": ["binance-spot"]}',
+).superRefine((c, ctx) => {
+  const warning = new Decimal(c.warningPct);
+  const threshold = new Decimal(c.thresholdPct);
+  if (threshold.gt(100)) ctx.addIssue({ code: 'custom', path: ['thresholdPct'], message: `must be at most 100, got "${c.thresholdPct}"` });
+  if (!warning.lt(threshold)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['warningPct'],
+      message: `must be below thresholdPct ("${c.thresholdPct}"), got "${c.warningPct}"`,
+    });
+  }
+  if (c.blindPolicy.staleAfterSeconds <= c.valuationIntervalSeconds) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['blindPolicy', 'staleAfterSeconds'],
+      message: `must be greater than valuationIntervalSeconds (${c.valuationIntervalSeconds}), got ${c.blindPolicy.staleAfterSeconds}`,
+    });
+  }
+});
 
 /**
  * Validates an account configuration and fills in defaults.
- * @returns the config, or every problem found, one per line
+ * @returns the config, or every problem found in one message of at most `MAX_ERROR_CHARS` characters; never throws
  */
 export function parseAccountConfig(raw: unknown): Parsed<AccountConfig> {
-  const result = schema.safeParse(raw);
-  if (!result.success) return { ok: false, error: formatIssues(result.error, 'config').join('; ') };
-  return { ok: true, value: result.data };
+  return validate<AccountConfig>(schema, raw, 'config');
+}
+
+/** Fields that show a config was sent bare, without the `{"config": ...}` wrapper. */
+const CONFIG_LOOKING_KEYS = ['accountId', 'initialCapital', 'venues'];
+const GUARD_INPUT_FIELDS = ['config', 'state'];
+
+/**
+ * Validates the guard's start input `{ config: {...}, state?: ... }`: the config as {@link parseAccountConfig} does
+ * (same messages), the wrapper with messages of its own. `state` (carried across continue-as-new) is not validated
+ * here; it is handed back as unknown for the caller.
+ * @returns the config with defaults and the state as sent, or one message of at most `MAX_ERROR_CHARS` characters
+ */
+export function parseGuardInputConfig(raw: unknown): Parsed<{ config: AccountConfig; state: unknown }> {
+  if (!isPlainObject(raw)) return { ok: false, error: `input: the guard starts with {"config": {...}}, got ${got(raw)}` };
+  const keys = Object.keys(raw);
+  if (raw.config === undefined && keys.some((k) => CONFIG_LOOKING_KEYS.includes(k))) {
+    return { ok: false, error: 'input.config is required: wrap the account config as {"config": {...}}' };
+  }
+  const problems: string[] = [];
+  const unknown = keys.filter((k) => !GUARD_INPUT_FIELDS.includes(k));
+  if (unknown.length) problems.push(`input: ${unknownFields(unknown, GUARD_INPUT_FIELDS.join(', '))}`);
+  if (raw.config === undefined) problems.push('input.config: is required: the account config, as {"config": {...}}');
+  else {
+    const config = parseAccountConfig(raw.config);
+    if (config.ok && !problems.length) return { ok: true, value: { config: config.value, state: raw.state } };
+    if (!config.ok) problems.push(config.error);
+  }
+  return { ok: false, error: joinProblems(problems) };
 }

@@ -14,6 +14,8 @@ describe('account config', () => {
         autoClosePositions: false,
         valuationIntervalSeconds: 60,
         sweepIntervalSeconds: 30,
+        maxSeqJump: 1_000_000,
+        blindPolicy: { action: 'failClosed', dustValue: '10', staleAfterSeconds: 300, warnAfterSeconds: 120, tripAfterSeconds: 600, ignoreAssets: [] },
       },
     });
   });

@@ -30,7 +30,7 @@ describe('balance report validation', () => {
     ['string seq', { seq: '1' }, 'report.seq'],
     ['missing balances', { balances: undefined }, 'report.balances'],
     ['array balances', { balances: ['1'] }, 'report.balances'],
-    ['lower-case asset', { balances: { btc: '1' } }, 'asset names are upper-case'],
+    ['lower-case asset', { balances: { btc: '1' } }, 'report.balances.btc: asset names are 1-20 upper-case letters and digits, e.g. "BTC", got "btc"'],
     ['bad asOf', { asOf: 'yesterday' }, 'report.asOf: must be an ISO-8601 timestamp'],
     ['bad position side', { positions: [{ symbol: 'X', side: 'up', contracts: '1', unrealizedPnl: '0' }] }, 'report.positions.0.side'],
     ['unknown field', { apiSecret: 'x' }, 'apiSecret'],
