@@ -372,7 +372,11 @@ export async function startWorkflowHarness(name: string): Promise<WorkflowHarnes
   if (!runtimeInstalled) {
     // Stopping a worker cancels hanging stubs and leaves guards running without a worker; both make core warn.
     // Tests assert on state and history instead, so only errors are printed.
-    Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } } });
+    try {
+      Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } } });
+    } catch {
+      // The test file created a worker or runtime before: keep that runtime.
+    }
     runtimeInstalled = true;
   }
   const stubs = new StubController();
@@ -388,7 +392,8 @@ export async function startWorkflowHarness(name: string): Promise<WorkflowHarnes
     stickyQueueScheduleToStartTimeout: '3 seconds',
   });
   const running = worker.run();
-  const connection = await Connection.connect({ address });
+  // Histories of the oversized-input tests exceed gRPC's default 4 MB message limit.
+  const connection = await Connection.connect({ address, channelArgs: { 'grpc.max_receive_message_length': 64 * 1024 * 1024 } });
   const client = new Client({ connection });
   let stopped = false;
   return {
