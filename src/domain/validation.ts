@@ -108,7 +108,7 @@ export function flag() {
 export interface TextRule {
   /** Most characters allowed (checked before anything else). */
   max: number;
-  /** What the field is, for "is required: ..." and wrong-type messages, e.g. `who is acting (1-64 characters)`. */
+  /** What the field is, for "is required: ...", e.g. `who is acting (1-64 characters)`. */
   hint?: string;
   /** A pattern the whole string must match, and what to say when it does not. */
   pattern?: { regex: RegExp; message: string };
@@ -122,7 +122,7 @@ export interface TextRule {
 export function text(opts: TextRule) {
   const check = (v: unknown): string | undefined => {
     if (v === undefined) return required(opts.hint);
-    if (typeof v !== 'string') return `must be a string${opts.hint ? ` (${opts.hint})` : ''}, got ${got(v)}`;
+    if (typeof v !== 'string') return `must be a string, got ${got(v)}`;
     const s = opts.trim ? v.trim() : v;
     if (s.length === 0) return v.length === 0 ? required(opts.hint) : 'must not be blank';
     // The length before the pattern: a 2 MB string is measured, never scanned.
