@@ -22,7 +22,8 @@ export class InProcessBreaker {
   async report(venue: string, holdings: VenueHoldings): Promise<void> {
     this.holdings[venue] = holdings;
     const at = new Date().toISOString();
-    const v = valuePortfolio(this.holdings, this.config.venues, this.config.initialCapital, this.config.referenceCurrency, at);
+    // Reports carry USDT only here: an empty price book and the account's policy.
+    const v = valuePortfolio(this.holdings, this.config.venues, {}, this.config.initialCapital, this.config.referenceCurrency, at, this.config.blindPolicy);
     if (!v.complete) return;
     const result = transition(this.state, { type: 'PortfolioUpdate', at, totalValue: v.totalValue, lossPct: v.lossPct }, this.config);
     this.state = result.state;

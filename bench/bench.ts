@@ -15,7 +15,7 @@ import { BalanceReport } from '../src/api/contract';
 import { BreakerClient } from '../src/client';
 import { BreakerState, transition } from '../src/domain/breaker';
 import { parseAccountConfig } from '../src/domain/config';
-import { VenueHoldings, valuePortfolio } from '../src/domain/valuation';
+import { PriceBook, VenueHoldings, valuePortfolio } from '../src/domain/valuation';
 import { createVenueClient } from '../src/exchanges/ccxt-factory';
 import { DEFAULT_PRICES, spreadOrders } from '../tooling/paper/exchange';
 import { PaperServer, startPaperServer } from '../tooling/paper/server';
@@ -41,15 +41,16 @@ const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
 function coreCheck(): void {
   const assets = Object.keys(DEFAULT_PRICES);
   const at = new Date().toISOString();
-  const prices = Object.fromEntries(assets.map((a) => [a, DEFAULT_PRICES[a]!]));
+  const prices: PriceBook = Object.fromEntries(assets.map((a) => [a, { price: DEFAULT_PRICES[a]!, at, venue: 'spotA' }]));
+  const policy = { dustValue: '10', staleAfterSeconds: 300, ignoreAssets: [] };
   const holdings: Record<string, VenueHoldings> = {
-    spotA: { balances: Object.fromEntries(assets.slice(0, 10).map((a) => [a, '12.5'])), prices, positions: [], asOf: at, source: 'bot' },
-    spotB: { balances: Object.fromEntries(assets.slice(10).map((a) => [a, '7.25'])), prices, positions: [], asOf: at, source: 'bot' },
+    spotA: { balances: Object.fromEntries(assets.slice(0, 10).map((a) => [a, '12.5'])), positions: [], asOf: at, receivedAt: at, source: 'bot' },
+    spotB: { balances: Object.fromEntries(assets.slice(10).map((a) => [a, '7.25'])), positions: [], asOf: at, receivedAt: at, source: 'bot' },
     perp: {
       balances: { USDT: '5000' },
-      prices: {},
       positions: assets.slice(0, 5).map((a) => ({ symbol: `${a}/USDT:USDT`, side: 'long' as const, contracts: '1', unrealizedPnl: '-12.34' })),
       asOf: at,
+      receivedAt: at,
       source: 'bot',
     },
   };
@@ -58,7 +59,7 @@ function coreCheck(): void {
   const samples: number[] = [];
   for (let i = 0; i < 22_000; i++) {
     const t = process.hrtime.bigint();
-    const v = valuePortfolio(holdings, ['spotA', 'spotB', 'perp'], '100000', 'USDT', at);
+    const v = valuePortfolio(holdings, ['spotA', 'spotB', 'perp'], prices, '100000', 'USDT', at, policy);
     state = transition(state, { type: 'PortfolioUpdate', at, totalValue: v.totalValue, lossPct: v.lossPct }, limits).state;
     const ns = Number(process.hrtime.bigint() - t);
     if (i >= 2_000) samples.push(ns); // after warm-up
@@ -166,10 +167,10 @@ async function main(): Promise<void> {
 
           paper.exchange.seed({ orders: spreadOrders(orders) });
           const baseline = new InProcessBreaker(config.value, [...venueClients().values()]);
-          await baseline.report(PERP_VENUE, { balances: { USDT: '4000' }, prices: {}, positions: [], asOf: '', source: 'bot' });
-          await baseline.report(SPOT_VENUE, { balances: { USDT: '6000' }, prices: {}, positions: [], asOf: '', source: 'bot' });
+          await baseline.report(PERP_VENUE, { balances: { USDT: '4000' }, positions: [], asOf: '', receivedAt: '', source: 'bot' });
+          await baseline.report(SPOT_VENUE, { balances: { USDT: '6000' }, positions: [], asOf: '', receivedAt: '', source: 'bot' });
           const tb = process.hrtime.bigint();
-          await baseline.report(SPOT_VENUE, { balances: { USDT: '5000' }, prices: {}, positions: [], asOf: '', source: 'bot' });
+          await baseline.report(SPOT_VENUE, { balances: { USDT: '5000' }, positions: [], asOf: '', receivedAt: '', source: 'bot' });
           baselineRuns.push(await flatAfter(tb));
         }
         const g = median(guardRuns);

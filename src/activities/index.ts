@@ -221,15 +221,22 @@ export function createActivities(deps: ActivityDeps) {
       }
     },
 
-    /** Logs an alert and, if a webhook is configured, POSTs it there. Never carries secrets. */
+    /**
+     * Logs an alert and, if a webhook is configured, POSTs it there. Never carries secrets. Redirects are not
+     * followed (a webhook that redirects is misconfigured or hijacked) and the request gives up after 5 s; the
+     * guard's decider keeps an alert that could not be delivered and sends it again later.
+     */
     async sendAlert(alert: Alert): Promise<void> {
       Context.current().log.warn(`ALERT ${alert.kind}: ${alert.message}`, { ...alert });
       if (!deps.alertWebhookUrl) return;
       const response = await fetch(deps.alertWebhookUrl, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        // The alert id is stable across retries and continue-as-new: a receiver that honours Idempotency-Key (or
+        // dedupes on the body's id) pages once.
+        headers: { 'content-type': 'application/json', 'idempotency-key': alert.id },
         body: JSON.stringify(alert),
         signal: AbortSignal.timeout(5_000),
+        redirect: 'manual',
       });
       if (!response.ok) throw new Error(`alert webhook answered ${response.status}`);
     },
