@@ -62,8 +62,11 @@ export const DEFAULT_BLIND_POLICY: Readonly<BlindPolicy> = Object.freeze({
   ignoreAssets: [],
 });
 
+const MAX_VALUATION_INTERVAL_SECONDS = 86_400;
 /** Longest duration in a blind policy: one week. */
 const MAX_POLICY_SECONDS = 604_800;
+/** Cross-field checks compare only values within their own range (out of range, their own message says enough). */
+const inPolicyRange = (seconds: number) => seconds >= 1 && seconds <= MAX_POLICY_SECONDS;
 
 /** A validated account configuration, as carried in the guard's input and state. */
 export interface AccountConfig {
@@ -119,7 +122,8 @@ const blindPolicySchema = strictObject(
   '{"action": "failClosed", "staleAfterSeconds": 300}',
 )
   .superRefine((p, ctx) => {
-    if (p.warnAfterSeconds >= p.tripAfterSeconds) {
+    // Compared only when both are within their own range (otherwise their own messages say enough).
+    if (p.warnAfterSeconds >= p.tripAfterSeconds && inPolicyRange(p.warnAfterSeconds) && inPolicyRange(p.tripAfterSeconds)) {
       ctx.addIssue({
         code: 'custom',
         path: ['warnAfterSeconds'],
@@ -142,7 +146,7 @@ const schema = strictObject(
       text({ max: MAX_VENUE_ID_CHARS, pattern: { regex: VENUE_ID_PATTERN, message: 'must be lower-case letters, digits, "_" or "-" (e.g. "binance-spot")' } }),
       { max: MAX_VENUES_PER_ACCOUNT, min: 1, what: 'venues' },
     ).refine((v) => new Set(v).size === v.length, 'must not list a venue twice'),
-    valuationIntervalSeconds: seconds(86_400, DEFAULT_VALUATION_INTERVAL_SECONDS),
+    valuationIntervalSeconds: seconds(MAX_VALUATION_INTERVAL_SECONDS, DEFAULT_VALUATION_INTERVAL_SECONDS),
     sweepIntervalSeconds: seconds(3_600, DEFAULT_SWEEP_INTERVAL_SECONDS),
     maxSeqJump: wholeNumber(1, Number.MAX_SAFE_INTEGER).default(DEFAULT_MAX_SEQ_JUMP),
     blindPolicy: blindPolicySchema,
@@ -159,11 +163,12 @@ const schema = strictObject(
       message: `must be below thresholdPct ("${c.thresholdPct}"), got "${c.warningPct}"`,
     });
   }
-  if (c.blindPolicy.staleAfterSeconds <= c.valuationIntervalSeconds) {
+  const stale = c.blindPolicy.staleAfterSeconds;
+  if (stale <= c.valuationIntervalSeconds && inPolicyRange(stale) && c.valuationIntervalSeconds <= MAX_VALUATION_INTERVAL_SECONDS) {
     ctx.addIssue({
       code: 'custom',
       path: ['blindPolicy', 'staleAfterSeconds'],
-      message: `must be greater than valuationIntervalSeconds (${c.valuationIntervalSeconds}), got ${c.blindPolicy.staleAfterSeconds}`,
+      message: `must be greater than valuationIntervalSeconds (${c.valuationIntervalSeconds}), got ${stale}`,
     });
   }
 });

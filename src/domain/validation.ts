@@ -62,9 +62,21 @@ function required(hint?: string): string {
   return hint ? `is required: ${hint}` : 'is required';
 }
 
+/**
+ * A check of a well-typed value's range (a positive amount, a whole number within bounds). Unlike a {@link rule}, its
+ * issue does not abort the enclosing object's own checks, so that cross-field checks (warning below threshold) still
+ * run and a config with two problems gets both messages.
+ */
+function inRange<T>(problem: (value: T) => string | undefined) {
+  return (value: T, ctx: z.core.$RefinementCtx<T>) => {
+    const message = problem(value);
+    if (message !== undefined) ctx.addIssue({ code: 'custom', message, input: value });
+  };
+}
+
 /** A decimal string; a JavaScript number is refused with a message that shows the string to send instead. */
 export function decimalString(opts: { nonNegative?: boolean; positive?: boolean } = {}) {
-  return rule<string>((v) => {
+  const typed = rule<string>((v) => {
     if (v === undefined) return 'is required';
     if (typeof v === 'number') {
       return `must be a decimal string such as "${Number.isFinite(v) ? String(v) : '0.5'}", got the number ${String(v)}`;
@@ -73,21 +85,26 @@ export function decimalString(opts: { nonNegative?: boolean; positive?: boolean 
     // The length first: a 700,000-digit string never reaches the regular expression or decimal.js.
     if (v.length > MAX_DECIMAL_CHARS) return `must be a decimal string of at most ${MAX_DECIMAL_CHARS} characters, got the string ${got(v)}`;
     if (!DECIMAL.test(v)) return `must be a decimal string such as "9650.00", got the string ${got(v)}`;
-    if (!opts.positive && !opts.nonNegative) return undefined;
-    const d = new Decimal(v);
-    if (opts.positive && !d.gt(0)) return `must be greater than 0, got "${v}"`;
-    if (opts.nonNegative && d.isNegative() && !d.isZero()) return `must not be negative, got "${v}"`;
     return undefined;
   });
+  if (!opts.positive && !opts.nonNegative) return typed;
+  return typed.superRefine(
+    inRange((v) => {
+      const d = new Decimal(v);
+      if (opts.positive && !d.gt(0)) return `must be greater than 0, got "${v}"`;
+      if (opts.nonNegative && d.isNegative() && !d.isZero()) return `must not be negative, got "${v}"`;
+      return undefined;
+    }),
+  );
 }
 
 /** A whole number from `min` to `max`: `must be a whole number from 0 to 9007199254740991, got -1`. */
 export function wholeNumber(min: number, max: number, hint?: string) {
+  const problem = (v: unknown) => `must be a whole number from ${min} to ${max}, got ${got(v)}`;
   return rule<number>((v) => {
     if (v === undefined) return required(hint);
-    if (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max) return undefined;
-    return `must be a whole number from ${min} to ${max}, got ${got(v)}`;
-  });
+    return typeof v === 'number' && Number.isInteger(v) ? undefined : problem(v);
+  }).superRefine(inRange((v) => (v >= min && v <= max ? undefined : problem(v))));
 }
 
 /** One of a fixed set of strings: `must be one of "long", "short", got "LONG"`. */
