@@ -143,6 +143,8 @@ function onPortfolioUpdate(
       return stay(state);
     case 'Active':
     case 'Warning': {
+      // Nothing known (a venue never valued, blindness not yet escalated) is no news: it clears nothing.
+      if (input.lossPct === null && input.blind === undefined) return stay(state);
       const { level, cause, reason } = assess(input, limits);
       if (level === 'breach') return trip(at, cause, reason, lossPct, totalValue, limits);
       if (level === 'warning') {

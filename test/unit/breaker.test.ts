@@ -100,8 +100,8 @@ const fromActiveOrWarning = (key: 'Active' | 'WarningLoss' | 'WarningBlind'): Ro
     clear,
     [key, 'update loss warning', warn('loss'), warnEvents, []],
     [key, 'update loss breach', 'Triggered(loss, inProgress)', TRIP, SHUTDOWN],
-    // No loss known and not (yet) blind under the policy: nothing to warn about.
-    [key, 'update null loss, not blind', 'Active', warned ? ['WarningCleared'] : [], []],
+    // No loss known and not (yet) blind under the policy: no news, so nothing warns and nothing clears.
+    [key, 'update null loss, not blind', warned ? warn(key === 'WarningBlind' ? 'blind' : 'loss') : 'Active', [], []],
     [key, 'update blind warning', warn('blind'), warnEvents, []],
     [key, 'update blind breach', 'Triggered(blind, inProgress)', TRIP, SHUTDOWN],
     [key, 'update ok loss + blind breach', 'Triggered(blind, inProgress)', TRIP, SHUTDOWN],
@@ -150,7 +150,6 @@ const table: Row[] = [
 /** The exact event each input records whenever it records one: causes, reasons and figures included. */
 const recorded: Partial<Record<InputLabel, RiskEvent>> = {
   'update ok': { type: 'WarningCleared', at: later, lossPct: '1', totalValue: '9900' },
-  'update null loss, not blind': { type: 'WarningCleared', at: later, lossPct: null, totalValue: null },
   'update loss warning': {
     type: 'WarningTriggered', at: later, cause: 'loss', reason: 'loss 3.50 % of capital (warning at 3 %)', lossPct: '3.5', totalValue: '9900',
   },
@@ -260,7 +259,7 @@ describe('portfolio updates: loss and blindness', () => {
   });
 
   it('a Warning(blind) clears once neither the loss nor the blindness warns', () => {
-    for (const input of [update('1'), update(null), update('-4'), update('2.99')]) {
+    for (const input of [update('1'), update('-4'), update('2.99')]) {
       const result = transition(states.WarningBlind, input, limits);
       expect(result.state).toEqual({ name: 'Active' });
       expect(result.events).toEqual([{ type: 'WarningCleared', at: later, lossPct: input.lossPct, totalValue: input.totalValue }]);
