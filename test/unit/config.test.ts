@@ -117,7 +117,7 @@ describe('account config', () => {
     ['warn = trip', { blindPolicy: { warnAfterSeconds: 600 } }, 'config.blindPolicy.warnAfterSeconds: must be below tripAfterSeconds (600), got 600'],
     [
       'stale within one valuation interval',
-      { valuationIntervalSeconds: 300 },
+      { valuationIntervalSeconds: 300, blindPolicy: { staleAfterSeconds: 300 } },
       'config.blindPolicy.staleAfterSeconds: must be greater than valuationIntervalSeconds (300), got 300',
     ],
     [
