@@ -44,10 +44,20 @@ export class GuardConfigMismatchError extends Error {
   }
 }
 
-/** Top-level fields whose values differ (compared as JSON). */
+/** JSON with object keys sorted, so that two equal configs compare equal whatever order their keys came in. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
+    return `{${entries.sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** Top-level fields whose values differ. */
 function differingFields(a: AccountConfig, b: AccountConfig): string[] {
   const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])] as (keyof AccountConfig)[];
-  return keys.filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
+  return keys.filter((k) => canonical(a[k]) !== canonical(b[k]));
 }
 
 export class BreakerClient {

@@ -42,7 +42,7 @@ export interface BlindPolicy {
   action: BlindAction;
   /** An unpriced asset whose best-known value (reference currency) is below this is dust: ignored. @default "10" */
   dustValue: DecimalString;
-  /** A venue's holdings older than this (seconds) are stale. @default 300 */
+  /** A venue's holdings older than this (seconds) are stale. @default 300, or twice valuationIntervalSeconds if more */
   staleAfterSeconds: number;
   /** failClosed: Warning after the account has been blind this long (seconds). @default 120 */
   warnAfterSeconds: number;
@@ -109,7 +109,9 @@ const blindPolicySchema = strictObject(
   {
     action: oneOf(BLIND_ACTIONS).default(DEFAULT_BLIND_POLICY.action),
     dustValue: decimalString({ nonNegative: true }).default(DEFAULT_BLIND_POLICY.dustValue),
-    staleAfterSeconds: seconds(MAX_POLICY_SECONDS, DEFAULT_BLIND_POLICY.staleAfterSeconds),
+    // Absent: filled in from the account's valuation interval below (a guard that reads every hour must not call
+    // its own holdings stale after five minutes).
+    staleAfterSeconds: wholeNumber(1, MAX_POLICY_SECONDS).optional(),
     warnAfterSeconds: seconds(MAX_POLICY_SECONDS, DEFAULT_BLIND_POLICY.warnAfterSeconds),
     tripAfterSeconds: seconds(MAX_POLICY_SECONDS, DEFAULT_BLIND_POLICY.tripAfterSeconds),
     ignoreAssets: boundedArray(text({ max: MAX_ASSET_CHARS, pattern: { regex: ASSET_PATTERN, message: ASSET_RULE } }), {
@@ -164,14 +166,20 @@ const schema = strictObject(
     });
   }
   const stale = c.blindPolicy.staleAfterSeconds;
-  if (stale <= c.valuationIntervalSeconds && inPolicyRange(stale) && c.valuationIntervalSeconds <= MAX_VALUATION_INTERVAL_SECONDS) {
+  if (stale !== undefined && stale <= c.valuationIntervalSeconds && inPolicyRange(stale) && c.valuationIntervalSeconds <= MAX_VALUATION_INTERVAL_SECONDS) {
     ctx.addIssue({
       code: 'custom',
       path: ['blindPolicy', 'staleAfterSeconds'],
       message: `must be greater than valuationIntervalSeconds (${c.valuationIntervalSeconds}), got ${stale}`,
     });
   }
-});
+}).transform((c): AccountConfig => ({
+  ...c,
+  blindPolicy: {
+    ...c.blindPolicy,
+    staleAfterSeconds: c.blindPolicy.staleAfterSeconds ?? Math.max(DEFAULT_BLIND_POLICY.staleAfterSeconds, 2 * c.valuationIntervalSeconds),
+  },
+}));
 
 /**
  * Validates an account configuration and fills in defaults.
