@@ -1,10 +1,12 @@
 /**
  * Determinism guard: every history in test/histories (recorded from real runs with RECORD_HISTORIES=1) must replay
- * against today's workflow code without a nondeterminism error.
+ * against today's workflow code without a nondeterminism error. A negative control keeps the test honest: a history
+ * recorded from the guard before it became one decider (test/histories/must-fail) must fail to replay.
  */
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { DeterminismViolationError } from '@temporalio/workflow';
 import { readHistory } from '../../tooling/crash/histories';
 
 const dir = path.resolve(__dirname, '../histories');
@@ -26,5 +28,12 @@ describe('replay of recorded histories', () => {
   it.each(files)('%s replays without nondeterminism', async (file) => {
     const history = readHistory(path.join(dir, file));
     await Worker.runReplayHistory({ workflowBundle: { codePath: process.env.TEST_WORKFLOW_BUNDLE! } }, history, file);
+  });
+
+  it('negative control: a history of the pre-decider workflow fails to replay', async () => {
+    const history = readHistory(path.join(dir, 'must-fail', 'v1-seed-scenario.json'));
+    await expect(Worker.runReplayHistory({ workflowBundle: { codePath: process.env.TEST_WORKFLOW_BUNDLE! } }, history, 'v1')).rejects.toBeInstanceOf(
+      DeterminismViolationError,
+    );
   });
 });
