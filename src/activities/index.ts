@@ -12,14 +12,9 @@ import type { VenueClient } from '../exchanges/ccxt-factory';
 import { PassProgress, cancelPass } from './cancel-pass';
 import { classifyExchangeError } from './exchange-errors';
 
-/** What the guard reads from a venue itself: the same shape a bot reports, minus `seq`. */
-export interface VenueReading {
-  venue: string;
-  balances: Record<string, DecimalString>;
-  prices: Record<string, DecimalString>;
-  positions: PositionReport[];
-  asOf: string;
-}
+/** What the guard reads from a venue itself: the same shape a bot reports, minus `seq` (defined with the decider). */
+export type { VenueReading } from '../domain/guard';
+import type { VenueReading } from '../domain/guard';
 
 /** The outcome of one cancel-and-verify pass over a venue. */
 export interface CancelPass {
