@@ -116,49 +116,55 @@ export async function accountGuard(input: GuardInput): Promise<void> {
     return decision.reply;
   }
 
+  /**
+   * Awaits one effect and dispatches what became of it. The message is built inside the try and dispatched after
+   * it, so that a fault in the decider is never mistaken for the effect failing.
+   */
+  async function settle<T>(effect: Promise<T>, done: (result: T) => GuardMessage, failed: (failure: { type: string; message: string }) => GuardMessage) {
+    let message: GuardMessage;
+    try {
+      message = done(await effect);
+    } catch (err) {
+      message = failed(failureOf(err));
+    }
+    dispatch(message);
+  }
+
   /** Runs one command on its own; its outcome comes back as a message. Never awaited by anything else. */
   function run(command: GuardCommand): void {
     void CancellationScope.nonCancellable(async () => {
       switch (command.type) {
         case 'ReadVenue': {
           const { venue, ticket } = command;
-          try {
-            const reading = await readVenue(venue, command.referenceCurrency);
-            dispatch({ type: 'VenueRead', at: now(), venue, ticket, reading });
-          } catch (err) {
-            dispatch({ type: 'VenueReadFailed', at: now(), venue, ticket, error: `${failureOf(err).type}: ${failureOf(err).message}` });
-          }
-          return;
+          return settle(
+            readVenue(venue, command.referenceCurrency),
+            (reading) => ({ type: 'VenueRead', at: now(), venue, ticket, reading }),
+            (f) => ({ type: 'VenueReadFailed', at: now(), venue, ticket, error: `${f.type}: ${f.message}` }),
+          );
         }
         case 'CancelOrders': {
           const { venue, round } = command;
-          try {
-            const pass = await cancelAllOpenOrders(venue);
-            dispatch({ type: 'CancelPassDone', at: now(), venue, round, cancelled: pass.cancelled, openAfter: pass.openAfter });
-          } catch (err) {
-            dispatch({ type: 'PassRefused', at: now(), venue, round, failureType: failureOf(err).type, error: failureOf(err).message });
-          }
-          return;
+          return settle(
+            cancelAllOpenOrders(venue),
+            (pass) => ({ type: 'CancelPassDone', at: now(), venue, round, cancelled: pass.cancelled, openAfter: pass.openAfter }),
+            (f) => ({ type: 'PassRefused', at: now(), venue, round, failureType: f.type, error: f.message }),
+          );
         }
         case 'ClosePositions': {
           const { venue, round } = command;
-          try {
-            const pass = await closePositions(venue);
-            dispatch({ type: 'ClosePassDone', at: now(), venue, round, closed: pass.closed, remaining: pass.remaining });
-          } catch (err) {
-            dispatch({ type: 'PassRefused', at: now(), venue, round, failureType: failureOf(err).type, error: failureOf(err).message });
-          }
-          return;
+          return settle(
+            closePositions(venue),
+            (pass) => ({ type: 'ClosePassDone', at: now(), venue, round, closed: pass.closed, remaining: pass.remaining }),
+            (f) => ({ type: 'PassRefused', at: now(), venue, round, failureType: f.type, error: f.message }),
+          );
         }
         case 'SendAlert': {
           const { id } = command.alert;
-          try {
-            await sendAlert(command.alert);
-            dispatch({ type: 'AlertDelivered', at: now(), id });
-          } catch (err) {
-            dispatch({ type: 'AlertFailed', at: now(), id, error: failureOf(err).message });
-          }
-          return;
+          return settle(
+            sendAlert(command.alert),
+            () => ({ type: 'AlertDelivered', at: now(), id }),
+            (f) => ({ type: 'AlertFailed', at: now(), id, error: f.message }),
+          );
         }
         case 'StartTimer':
           await sleep(Math.max(1, Math.round(command.seconds * 1000)));
