@@ -2,7 +2,16 @@
  * A typed client for bots and operators. Any Temporal client can drive a guard (see the README for the `temporal`
  * CLI); this one adds types and the naming conventions.
  */
-import { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId, WorkflowIdConflictPolicy } from '@temporalio/client';
+import { randomUUID } from 'node:crypto';
+import {
+  Client,
+  ServiceError,
+  WorkflowHandle,
+  WorkflowHandleWithFirstExecutionRunId,
+  WorkflowIdConflictPolicy,
+  isGrpcServiceError,
+} from '@temporalio/client';
+import type { UpdateDefinition } from '@temporalio/common';
 import {
   AccountConfigInput,
   BalanceReport,
@@ -60,6 +69,21 @@ function differingFields(a: AccountConfig, b: AccountConfig): string[] {
   return keys.filter((k) => canonical(a[k]) !== canonical(b[k]));
 }
 
+/** How often an update aborted by the continue-as-new race is sent again, and the pause before each try. */
+const UPDATE_ATTEMPTS = 5;
+const UPDATE_RETRY_MS = 200;
+
+/**
+ * True when the server aborted an update because the workflow task carrying it failed: the benign race where a
+ * message arrives while the guard's continue-as-new task completes (the server fails that task with
+ * UNHANDLED_COMMAND and answers its updates FAILED_PRECONDITION). The update was never decided; sending it again
+ * with the same update id is safe.
+ */
+export function isUpdateAbortedByTaskFailure(err: unknown): boolean {
+  const cause = err instanceof ServiceError ? err.cause : undefined;
+  return isGrpcServiceError(cause) && cause.code === 9 && /unexpected workflow task failure/.test(cause.details ?? cause.message);
+}
+
 export class BreakerClient {
   constructor(
     readonly client: Client,
@@ -68,6 +92,22 @@ export class BreakerClient {
 
   handle(accountId: string): WorkflowHandle<typeof accountGuard> {
     return this.client.workflow.getHandle(guardWorkflowId(accountId));
+  }
+
+  /**
+   * Runs an update, sending it again (same update id, so the server never runs it twice) when the continue-as-new
+   * race aborted it; any other failure, the guard's refusals included, is thrown at once.
+   */
+  private async update<R, A>(accountId: string, definition: UpdateDefinition<R, [A]>, arg: A): Promise<R> {
+    const updateId = randomUUID();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.handle(accountId).executeUpdate(definition, { args: [arg], updateId });
+      } catch (err) {
+        if (attempt >= UPDATE_ATTEMPTS || !isUpdateAbortedByTaskFailure(err)) throw err;
+        await new Promise((resolve) => setTimeout(resolve, UPDATE_RETRY_MS * attempt));
+      }
+    }
   }
 
   /**
@@ -98,7 +138,7 @@ export class BreakerClient {
 
   /** Sends a report and waits for the resulting state (rejects with the validation error for a bad payload). */
   report(accountId: string, report: BalanceReport): Promise<ReportAnswer> {
-    return this.handle(accountId).executeUpdate(reportBalancesUpdate, { args: [report] });
+    return this.update(accountId, reportBalancesUpdate, report);
   }
 
   /** Fire-and-forget report. */
@@ -115,24 +155,24 @@ export class BreakerClient {
   }
 
   reset(accountId: string, request: OperatorRequest): Promise<GuardStateView> {
-    return this.handle(accountId).executeUpdate(resetUpdate, { args: [request] });
+    return this.update(accountId, resetUpdate, request);
   }
 
   disable(accountId: string, request: OperatorRequest): Promise<GuardStateView> {
-    return this.handle(accountId).executeUpdate(disableUpdate, { args: [request] });
+    return this.update(accountId, disableUpdate, request);
   }
 
   enable(accountId: string, request: OperatorRequest): Promise<GuardStateView> {
-    return this.handle(accountId).executeUpdate(enableUpdate, { args: [request] });
+    return this.update(accountId, enableUpdate, request);
   }
 
   /** Trips the breaker now (the manual kill switch). */
   halt(accountId: string, request: OperatorRequest): Promise<GuardStateView> {
-    return this.handle(accountId).executeUpdate(haltUpdate, { args: [request] });
+    return this.update(accountId, haltUpdate, request);
   }
 
   /** Sets a venue's last accepted `seq` (null: accept the next report whatever its `seq`). */
   resyncSeq(accountId: string, request: ResyncRequest): Promise<GuardStateView> {
-    return this.handle(accountId).executeUpdate(resyncSeqUpdate, { args: [request] });
+    return this.update(accountId, resyncSeqUpdate, request);
   }
 }

@@ -20,10 +20,11 @@
  * but refused all the same, and counted as rejected); the base reports carry the seq the guard already accepted, so
  * that an input a mutation failed to spoil would at worst be a duplicate, which the counter check reports.
  */
-import { Client, Connection, ServiceError, WorkflowUpdateFailedError, isGrpcServiceError } from '@temporalio/client';
+import { Client, Connection, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import type { GuardEvent, GuardStateView } from '../../src/api/contract';
+import { isUpdateAbortedByTaskFailure } from '../../src/client';
 import { seededRandom } from '../../tooling/paper/faults';
 import { SEED_CAPITAL, SEED_STEPS, perpReport, seedPaperAccount, spotReport } from '../../tooling/seed-scenario';
 import { Harness, PERP, SPOT, eventually, startHarness, uniqueAccount } from './harness';
@@ -579,8 +580,7 @@ async function failedWorkflowTasks(workflowId: string): Promise<string[]> {
  * that no other kind of workflow task failed.
  */
 function abortedByTaskFailure(err: unknown): boolean {
-  const cause = err instanceof ServiceError ? err.cause : undefined;
-  return isGrpcServiceError(cause) && cause.code === 9 && /unexpected workflow task failure/.test(cause.details ?? cause.message);
+  return isUpdateAbortedByTaskFailure(err);
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight. */

@@ -203,3 +203,26 @@ describe('9. messages say what is wrong, from inside the workflow bundle', () =>
     await handle.terminate('test done');
   });
 });
+
+it('updates sent through continue-as-new all get their answer (the client sends an update aborted by the race again)', async () => {
+  // Before: about 1 update in 20 sent while the guard continued as new failed with FAILED_PRECONDITION.
+  const { accountId, handle } = await startValued();
+  const firstRun = (await handle.describe()).runId;
+  let seq = 0;
+  const outcomes: string[] = [];
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (seq < 240) {
+        const mine = ++seq;
+        // Signals and updates interleaved, so that messages keep arriving while a continue-as-new task completes.
+        await h.breaker.signalReport(accountId, { venue: PERP, seq: mine * 2, balances: { USDT: '5000' } });
+        outcomes.push((await h.breaker.report(accountId, { venue: SPOT, seq: mine, balances: { USDT: '5000' } })).outcome);
+      }
+    }),
+  );
+  expect(outcomes).toHaveLength(240);
+  expect(outcomes.every((o) => o === 'accepted' || o === 'stale')).toBe(true);
+  expect((await handle.describe()).runId).not.toBe(firstRun);
+  expect(await h.historyHasFailedWorkflowTask(handle)).toEqual([]);
+  await handle.terminate('test done');
+}, 120_000);
