@@ -6,6 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import ccxt from 'ccxt';
 import { VenueFailureType } from '../api/failures';
 import { MalformedResponseError } from '../exchanges/binance-books';
+import { binanceErrorRow } from '../exchanges/binance-errors';
 
 export { VenueFailureType };
 
@@ -23,6 +24,19 @@ export function classifyExchangeError(err: unknown, venue: string): ApplicationF
   const details = [{ venue, errorClass: cls }];
   if (err instanceof MalformedResponseError) {
     return ApplicationFailure.create({ type: VenueFailureType.MalformedResponse, message, details });
+  }
+  // The venue's own code (or HTTP status) first, where ccxt's class depends on state we cannot see (a -2015 after a
+  // successful call is ccxt's DDoSProtection; 403/404/451 are its ExchangeNotAvailable): src/exchanges/binance-errors.ts.
+  const byCode = err instanceof ccxt.BaseError ? binanceErrorRow(err.message) : undefined;
+  if (byCode) {
+    const { row, facts } = byCode;
+    const venueAnswer = facts.code !== undefined ? `Binance ${facts.code}` : `HTTP ${facts.status}`;
+    return ApplicationFailure.create({
+      type: row.type,
+      message: `${venue}: ${row.meaning} (${venueAnswer}): ${message.slice(venue.length + 2)}`,
+      details: [{ venue, errorClass: cls, ...(facts.code !== undefined ? { venueCode: facts.code } : {}), ...(facts.status !== undefined ? { httpStatus: facts.status } : {}) }],
+      nonRetryable: row.nonRetryable,
+    });
   }
   // Order matters: PermissionDenied, AccountSuspended etc. are subclasses of AuthenticationError or ExchangeError.
   if (err instanceof ccxt.AuthenticationError || err instanceof ccxt.PermissionDenied || err instanceof ccxt.AccountSuspended) {

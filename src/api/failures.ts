@@ -11,5 +11,16 @@ export const VenueFailureType = {
   Rejected: 'VenueRejected',
   /** A 200 answer whose body is not what the venue documents: retried, never trusted as "zero". */
   MalformedResponse: 'VenueMalformedResponse',
+  /**
+   * The venue refuses to serve this worker at all: HTTP 451 (restricted location) or 403 (blocked by its WAF).
+   * Never retried automatically; raises an alert: the worker must run from elsewhere or the block be lifted.
+   */
+  Refused: 'VenueRefused',
+  /**
+   * The venue refused the request's timestamp (-1021) even after the worker resynchronised with the venue's server
+   * time and retried once: the worker's clock is skewed or drifting beyond what a resync fixes. Never retried
+   * automatically; raises an alert (the guard sweeps and reads again later, resynchronising each time).
+   */
+  ClockSkew: 'VenueClockSkew',
 } as const;
 export type VenueFailureType = (typeof VenueFailureType)[keyof typeof VenueFailureType];
