@@ -5,6 +5,7 @@
 import ccxt from 'ccxt';
 import type { OrderBookName } from '../exchanges/binance-books';
 import type { VenueClient } from '../exchanges/ccxt-factory';
+import { withRequestPriority } from '../exchanges/rate-budget';
 
 /** Cancel-all requests in flight at once per venue: fast, and well inside Binance's order rate limits. */
 export const CANCEL_CONCURRENCY = 8;
@@ -19,7 +20,12 @@ export interface PassProgress {
  * re-lists to verify. "Unknown order" on cancel is accepted only because the re-list decides.
  * @returns orders cancelled by this pass and open orders found by the verifying re-list
  */
-export async function cancelPass(client: VenueClient, progress: PassProgress): Promise<{ cancelled: number; openAfter: number }> {
+export function cancelPass(client: VenueClient, progress: PassProgress): Promise<{ cancelled: number; openAfter: number }> {
+  // The whole pass (listings included) is the emergency path: it may spend the weight reserve routine reads leave.
+  return withRequestPriority('emergency', () => pass(client, progress));
+}
+
+async function pass(client: VenueClient, progress: PassProgress): Promise<{ cancelled: number; openAfter: number }> {
   progress.step = 'listing';
   const groups = new Map<string, { book: OrderBookName; symbol: string; count: number }>();
   for (const book of client.books.books) {
