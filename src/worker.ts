@@ -3,12 +3,13 @@
  * - TEMPORAL_ADDRESS (default 127.0.0.1:7233), TEMPORAL_NAMESPACE (default "default")
  * - BREAKER_VENUES (JSON array) or BREAKER_VENUES_FILE: venue ids, ccxt classes and the names of the environment
  *   variables holding each venue's key and secret (see README). Secrets stay in this process.
+ * - BREAKER_PAPER_HOSTS (optional): non-loopback hosts a `paper` venue may route to (comma-separated).
  * - ALERT_WEBHOOK_URL (optional): alerts are POSTed there as JSON, besides being logged.
  * - BREAKER_TASK_QUEUE (optional, default portfolio-breaker), BREAKER_WORKFLOW_BUNDLE (optional: a prebuilt bundle).
  */
 import { NativeConnection } from '@temporalio/worker';
 import { createVenueClient } from './exchanges/ccxt-factory';
-import { credentialsFor, loadVenueSpecs } from './exchanges/venues';
+import { SCOPE, credentialsFor, loadVenueSpecs, modeOf } from './exchanges/venues';
 import { createGuardWorker } from './worker-factory';
 
 async function main(): Promise<void> {
@@ -24,7 +25,15 @@ async function main(): Promise<void> {
     alertWebhookUrl: process.env.ALERT_WEBHOOK_URL,
     workflowBundle: process.env.BREAKER_WORKFLOW_BUNDLE ? { codePath: process.env.BREAKER_WORKFLOW_BUNDLE } : undefined,
   });
-  console.log(`portfolio-breaker worker ready on ${address} (task queue ${worker.options.taskQueue}), venues: ${specs.map((s) => `${s.id} (${s.exchange}${s.routeTo ? ` via ${s.routeTo}` : ''})`).join(', ')}`);
+  console.log(`portfolio-breaker worker ready on ${address} (task queue ${worker.options.taskQueue})`);
+  // Each venue's mode first: a live venue acts on real money.
+  for (const s of specs) {
+    const scope = SCOPE[s.exchange];
+    console.log(
+      `  ${s.id}: ${modeOf(s).toUpperCase()} ${s.exchange}${s.routeTo ? ` via ${s.routeTo}` : ''}, account ${s.account ?? 'any (paper)'}\n` +
+        `    flattens: ${scope.covers}\n    leaves open: ${scope.leavesOpen}`,
+    );
+  }
   await worker.run();
   await connection.close();
 }

@@ -6,9 +6,39 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
+/**
+ * How a venue is reached: `live` (the venue's real API: real money), `demo` (Binance demo trading through ccxt's
+ * `enableDemoTrading`: the real venue's behaviour with play money, for a rehearsal before going live), or `paper`
+ * (requests routed to a paper exchange, on loopback or a host listed in BREAKER_PAPER_HOSTS).
+ */
+export const VENUE_MODES = ['live', 'demo', 'paper'] as const;
+export type VenueMode = (typeof VENUE_MODES)[number];
+
+/** Hosts a paper venue may route to without an allow-list: loopback only, so that a config edit cannot send signed
+ * requests and the API key header to an arbitrary host. */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
 /** The ccxt classes the guard knows how to drive, and which market kind each trades. */
 export const SUPPORTED_EXCHANGES = { binance: 'spot', binanceusdm: 'perp' } as const;
 export type SupportedExchange = keyof typeof SUPPORTED_EXCHANGES;
+
+/**
+ * What a guard flattens on each kind of venue, and what it leaves open: printed by the worker at start and stated in
+ * the README, so that "every open order" never promises more than the endpoints the guard calls.
+ */
+export const SCOPE: Record<SupportedExchange, { covers: string; leavesOpen: string }> = {
+  binance: {
+    covers: 'spot open orders of every symbol (limit, stop-limit, OCO/OTO legs) via GET/DELETE /api/v3/openOrders',
+    leavesOpen: 'cross and isolated margin orders and loans, Simple Earn, convert, sub-accounts, Portfolio Margin (papi)',
+  },
+  binanceusdm: {
+    covers: 'USDⓈ-M open orders (normal and conditional/algo) and, with autoClosePositions, positions in one-way and Hedge Mode',
+    leavesOpen: 'COIN-M futures, options, Portfolio Margin (papi) orders, copy-trading and grid-bot orders held by Binance',
+  },
+};
 export type VenueKind = (typeof SUPPORTED_EXCHANGES)[SupportedExchange];
 
 const venueSpecSchema = z
@@ -18,7 +48,14 @@ const venueSpecSchema = z
     /** Names of the environment variables holding the key and secret (never the values themselves). */
     apiKeyEnv: z.string().min(1).optional(),
     secretEnv: z.string().min(1).optional(),
-    /** Route requests to this origin (scheme+host+port) instead of the venue's: the paper exchange. */
+    /** live (default without routeTo), demo, or paper (default with routeTo). */
+    mode: z.enum(VENUE_MODES).optional(),
+    /**
+     * The one account (`accountId`) allowed to act on this venue: a guard of any other account that names it is
+     * refused. Required for live and demo venues; a paper venue without it serves any account (rehearsals, tests).
+     */
+    account: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be the accountId of the guard allowed to act on this venue').optional(),
+    /** Paper mode only: route requests to this origin (scheme+host+port) instead of the venue's. */
     routeTo: z.url().optional(),
     /**
      * ccxt's client-side rate limiter: milliseconds per unit of request weight. Defaults to ccxt's value for the
@@ -31,6 +68,39 @@ const venueSpecSchema = z
   })
   .strict();
 export type VenueSpec = z.infer<typeof venueSpecSchema>;
+
+/** A venue's mode as configured, or as implied by `routeTo` when not given. */
+export function modeOf(spec: Pick<VenueSpec, 'mode' | 'routeTo'>): VenueMode {
+  return spec.mode ?? (spec.routeTo ? 'paper' : 'live');
+}
+
+/**
+ * The rules between mode, routeTo and account, checked at worker start and whenever a client is built.
+ * @param paperHosts hosts besides loopback a paper venue may route to (BREAKER_PAPER_HOSTS)
+ * @returns the problems, each naming the field
+ */
+export function venueSpecProblems(spec: VenueSpec, paperHosts: readonly string[] = []): string[] {
+  const mode = modeOf(spec);
+  const problems: string[] = [];
+  if (mode === 'paper') {
+    if (!spec.routeTo) problems.push(`venue "${spec.id}": mode "paper" needs routeTo (the paper exchange's URL)`);
+    else {
+      const host = new URL(spec.routeTo).hostname;
+      if (!isLoopbackHost(host) && !paperHosts.includes(host.toLowerCase())) {
+        problems.push(`venue "${spec.id}": routeTo host "${host}" is not loopback; list it in BREAKER_PAPER_HOSTS to allow it`);
+      }
+    }
+  } else {
+    if (spec.routeTo) problems.push(`venue "${spec.id}": routeTo is only for mode "paper" (mode is "${mode}")`);
+    if (!spec.account) problems.push(`venue "${spec.id}": a ${mode} venue must name the one account allowed to act on it ("account": "<accountId>")`);
+  }
+  return problems;
+}
+
+/** BREAKER_PAPER_HOSTS: a comma-separated allow-list of non-loopback paper exchange hosts. */
+export function paperHostsFrom(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env.BREAKER_PAPER_HOSTS ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
+}
 
 export interface Credentials {
   apiKey: string;
@@ -57,6 +127,8 @@ export function loadVenueSpecs(env: NodeJS.ProcessEnv = process.env): VenueSpec[
   const ids = parsed.data.map((v) => v.id);
   const duplicate = ids.find((id, i) => ids.indexOf(id) !== i);
   if (duplicate) throw new Error(`Invalid venue configuration: venue id "${duplicate}" appears twice`);
+  const problems = parsed.data.flatMap((spec) => venueSpecProblems(spec, paperHostsFrom(env)));
+  if (problems.length > 0) throw new Error(`Invalid venue configuration: ${problems.join('; ')}`);
   return parsed.data;
 }
 

@@ -81,7 +81,7 @@ describe('worker venue configuration', () => {
 });
 
 describe('credentials', () => {
-  const spec = loadVenueSpecs({ BREAKER_VENUES: '[{"id":"binance-spot","exchange":"binance"}]' })[0]!;
+  const spec = loadVenueSpecs({ BREAKER_VENUES: '[{"id":"binance-spot","exchange":"binance","account":"acct-1"}]' })[0]!;
 
   it('reads them from the environment variables the spec names, by default <ID>_API_KEY and <ID>_SECRET', () => {
     expect(credentialsFor(spec, { BINANCE_SPOT_API_KEY: 'k', BINANCE_SPOT_SECRET: 's' })).toEqual({ apiKey: 'k', secret: 's' });
