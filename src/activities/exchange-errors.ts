@@ -6,6 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import ccxt from 'ccxt';
 import { VenueFailureType } from '../api/failures';
 import { MalformedResponseError } from '../exchanges/binance-books';
+import { RateBudgetExhausted } from '../exchanges/rate-budget';
 import { binanceErrorRow } from '../exchanges/binance-errors';
 
 export { VenueFailureType };
@@ -24,6 +25,11 @@ export function classifyExchangeError(err: unknown, venue: string): ApplicationF
   const details = [{ venue, errorClass: cls }];
   if (err instanceof MalformedResponseError) {
     return ApplicationFailure.create({ type: VenueFailureType.MalformedResponse, message, details });
+  }
+  // Refused by the request budget, or the venue's 429/418: retried only after the wait the venue stated, so that
+  // Temporal's retry never hammers a venue that asked us to stop (src/exchanges/rate-budget.ts).
+  if (err instanceof RateBudgetExhausted) {
+    return ApplicationFailure.create({ type: VenueFailureType.Unavailable, message, details: [{ venue, errorClass: cls, retryAfterMs: err.retryAfterMs }], nextRetryDelay: err.retryAfterMs });
   }
   // The venue's own code (or HTTP status) first, where ccxt's class depends on state we cannot see (a -2015 after a
   // successful call is ccxt's DDoSProtection; 403/404/451 are its ExchangeNotAvailable): src/exchanges/binance-errors.ts.

@@ -11,6 +11,7 @@ import type { PositionReport } from '../domain/report';
 import type { VenueClient } from '../exchanges/ccxt-factory';
 import { PassProgress, cancelPass } from './cancel-pass';
 import { classifyExchangeError } from './exchange-errors';
+import { withRequestPriority } from '../exchanges/rate-budget';
 
 /** What the guard reads from a venue itself: the same shape a bot reports, minus `seq` (defined with the decider). */
 export type { VenueReading } from '../domain/guard';
@@ -198,7 +199,8 @@ export function createActivities(deps: ActivityDeps) {
       try {
         return await heartbeating(
           () => ({ closed }),
-          async () => {
+          // Emergency: may spend the weight reserve that routine reads leave (src/exchanges/rate-budget.ts).
+          () => withRequestPriority('emergency', async () => {
             for (const position of await client.books.positions()) {
               try {
                 await client.books.closeReduceOnly(position);
@@ -209,7 +211,7 @@ export function createActivities(deps: ActivityDeps) {
               }
             }
             return { venue, closed, remaining: (await client.books.positions()).length };
-          },
+          }),
         );
       } catch (err) {
         throw classifyExchangeError(err, venue);

@@ -3,6 +3,7 @@
  */
 import ccxt, { Exchange } from 'ccxt';
 import { BinanceBooks } from './binance-books';
+import { BINANCE_WEIGHT_PER_MINUTE, RateBudget, installRateBudget } from './rate-budget';
 import { Credentials, SUPPORTED_EXCHANGES, VenueKind, VenueSpec } from './venues';
 
 /** A venue as the activities see it: its id, what it trades, and a ready ccxt instance. */
@@ -12,6 +13,23 @@ export interface VenueClient {
   exchange: Exchange;
   /** Shape-checked access to the venue's order books, positions and balances. */
   books: BinanceBooks;
+  /** The request budget this venue's requests are admitted by (shared by every client of the same host and API). */
+  budget: RateBudget;
+}
+
+/**
+ * One budget per API host in this process: Binance counts weight per IP, so two clients of the same host (two
+ * accounts, or a fresh client per test) spend from the same minute.
+ */
+const budgets = new Map<string, RateBudget>();
+function budgetFor(spec: VenueSpec, kind: VenueKind): RateBudget {
+  const key = `${kind} ${spec.routeTo ?? ''}`;
+  let budget = budgets.get(key);
+  if (!budget) {
+    budget = new RateBudget(spec.id, BINANCE_WEIGHT_PER_MINUTE[kind]);
+    budgets.set(key, budget);
+  }
+  return budget;
 }
 
 /**
@@ -34,7 +52,9 @@ export function createVenueClient(spec: VenueSpec, credentials: Credentials): Ve
   const exchange: Exchange = new ExchangeClass({
     apiKey: credentials.apiKey,
     secret: credentials.secret,
-    enableRateLimit: true,
+    // The request budget (below) paces by Binance's real weights and limits; ccxt's own limiter only where the spec
+    // asks for it (rateLimitMs).
+    enableRateLimit: spec.rateLimitMs !== undefined,
     timeout: spec.timeoutMs,
     ...(spec.rateLimitMs !== undefined ? { rateLimit: spec.rateLimitMs } : {}),
     options: {
@@ -51,5 +71,7 @@ export function createVenueClient(spec: VenueSpec, credentials: Credentials): Ve
   // Amounts come back as strings so that they reach decimal.js without passing through a double.
   exchange.number = String as unknown as typeof Number;
   if (spec.routeTo) exchange.fetchImplementation = routedFetch(spec.routeTo);
-  return { id: spec.id, kind, exchange, books: new BinanceBooks(exchange, kind, spec.id) };
+  const budget = budgetFor(spec, kind);
+  installRateBudget(exchange, budget);
+  return { id: spec.id, kind, exchange, books: new BinanceBooks(exchange, kind, spec.id), budget };
 }

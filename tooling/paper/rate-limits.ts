@@ -143,6 +143,8 @@ interface ApiWindow {
 export class PaperRateLimiter {
   private limits: PaperRateLimits = { ...BINANCE_RATE_LIMITS };
   private readonly apis: Record<PaperApi, ApiWindow> = { spot: fresh(), futures: fresh() };
+  /** Refusals answered since the last reset, for tests and reports. */
+  readonly answered = { tooMany: 0, banned: 0 };
 
   get config(): PaperRateLimits {
     return { ...this.limits };
@@ -163,6 +165,8 @@ export class PaperRateLimiter {
   reset(): void {
     this.apis.spot = fresh();
     this.apis.futures = fresh();
+    this.answered.tooMany = 0;
+    this.answered.banned = 0;
   }
 
   limitOf(api: PaperApi): number {
@@ -177,6 +181,13 @@ export class PaperRateLimiter {
 
   /** Counts a request, or refuses it with 429 (over the minute's limit) or 418 (banned, or ignoring a 429). */
   admit(api: PaperApi, weight: number, now: number): LimitDecision {
+    const decision = this.decide(api, weight, now);
+    if (decision.kind === 'tooMany') this.answered.tooMany += 1;
+    if (decision.kind === 'banned') this.answered.banned += 1;
+    return decision;
+  }
+
+  private decide(api: PaperApi, weight: number, now: number): LimitDecision {
     const w = this.roll(api, now);
     if (now < w.bannedUntil) return { kind: 'banned', usedWeight: w.used, retryAfterSeconds: Math.ceil((w.bannedUntil - now) / 1000), until: w.bannedUntil };
     if (now < w.backoffUntil) {

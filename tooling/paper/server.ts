@@ -9,6 +9,7 @@ import { ZERO, toDecimalString } from '../../src/domain/money';
 import { Decimal } from '../../src/domain/money';
 import { NewPaperListing, NewPaperOrder, PaperBookError, PaperExchange, PaperListing, PaperMarket, PaperOrder, PaperSeed, QUOTE } from './exchange';
 import { FaultInjector, FaultRuleInput } from './faults';
+import { PaperApi, PaperRateLimiter, PaperRateLimits, apiOf, requestWeight } from './rate-limits';
 
 export interface PaperCredentials {
   apiKey: string;
@@ -24,6 +25,8 @@ export interface PaperServerOptions {
   maxRecvWindowMs?: number;
   /** Seed for probabilistic faults. */
   faultSeed?: number;
+  /** Request-weight limits (tooling/paper/rate-limits.ts); Binance's own by default. */
+  rateLimits?: Partial<PaperRateLimits>;
 }
 
 export interface PaperServer {
@@ -33,6 +36,8 @@ export interface PaperServer {
   faults: FaultInjector;
   /** Venue requests received, by "METHOD /path" (control requests not counted): e.g. how often markets were loaded. */
   requests: Map<string, number>;
+  /** IP request-weight windows, 429s and bans, as Binance applies them (tooling/paper/rate-limits.ts). */
+  rateLimits: PaperRateLimiter;
   app: FastifyInstance;
   close(): Promise<void>;
 }
@@ -64,6 +69,8 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   const maxRecvWindow = options.maxRecvWindowMs ?? 60_000;
   const faults = new FaultInjector(options.faultSeed ?? 1);
   const requests = new Map<string, number>();
+  const rateLimits = new PaperRateLimiter();
+  if (options.rateLimits) rateLimits.configure(options.rateLimits);
 
   // Faults apply to the venue endpoints only, never to the control API.
   app.addHook('onRequest', async (req, reply) => {
@@ -71,13 +78,31 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     if (path.startsWith('/control')) return;
     const key = `${req.method} ${path}`;
     requests.set(key, (requests.get(key) ?? 0) + 1);
+    // IP request weight per minute, 429 with Retry-After, 418 for a client that keeps sending during a 429's
+    // Retry-After (Binance "LIMITS" → "IP Limits"; the rules and sources are in tooling/paper/rate-limits.ts).
+    const api = apiOf(path);
+    if (api !== undefined) {
+      const decision = rateLimits.admit(api, requestWeight(req.method, path, rawQuery(req)), Date.now());
+      if (decision.kind === 'tooMany') {
+        reply.header('retry-after', String(decision.retryAfterSeconds));
+        return binanceError(reply, 429, -1003, `Too many requests; current limit of IP(127.0.0.1) is ${decision.limit} requests per minute. Please use the websocket for live updates to avoid polling the API.`);
+      }
+      if (decision.kind === 'banned') {
+        reply.header('retry-after', String(decision.retryAfterSeconds));
+        return binanceError(reply, 418, -1003, `Way too many requests; IP(127.0.0.1) banned until ${decision.until}. Please use the websocket for live updates to avoid bans.`);
+      }
+    }
     const rule = faults.match(req.method, path);
     if (!rule) return;
     switch (rule.kind) {
+      // Injected rate-limit answers carry Retry-After as Binance's do ("A Retry-After header is sent with a 418 or 429
+      // responses", "IP Limits"); 1 s, so that a test's fault costs a second, not a ban.
       case 'http429':
+        reply.header('retry-after', '1');
         return binanceError(reply, 429, -1003, 'Too many requests; current limit is 6000 request weight per 1 MINUTE.');
       case 'http418':
-        return binanceError(reply, 418, -1003, `Way too many requests; IP banned until ${Date.now() + 60_000}.`);
+        reply.header('retry-after', '1');
+        return binanceError(reply, 418, -1003, `Way too many requests; IP banned until ${Date.now() + 1_000}.`);
       case 'timestamp':
         return binanceError(reply, 400, -1021, 'Timestamp for this request is outside of the recvWindow.');
       case 'http5xx':
@@ -100,6 +125,13 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
       default:
         return;
     }
+  });
+
+  // "Every request will contain X-MBX-USED-WEIGHT-(intervalNum)(intervalLetter) in the response headers which has the
+  // current used weight for the IP" (spot "IP Limits"; USDⓈ-M "Limits" alike): on every venue answer, errors included.
+  app.addHook('onSend', async (req, reply) => {
+    const api = apiOf((req.raw.url ?? '').split('?')[0]!);
+    if (api !== undefined) reply.header('x-mbx-used-weight-1m', String(rateLimits.used(api, Date.now())));
   });
 
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
@@ -214,7 +246,7 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   app.get('/api/v3/exchangeInfo', async (req) => ({
     timezone: 'UTC',
     serverTime: Date.now(),
-    rateLimits: [{ rateLimitType: 'REQUEST_WEIGHT', interval: 'MINUTE', intervalNum: 1, limit: 6000 }],
+    rateLimits: [{ rateLimitType: 'REQUEST_WEIGHT', interval: 'MINUTE', intervalNum: 1, limit: rateLimits.limitOf('spot') }],
     exchangeFilters: [],
     symbols: requestedSpotListings(req).map(({ symbol, base, quote }) => ({
       symbol, status: 'TRADING', baseAsset: base, baseAssetPrecision: 8, quoteAsset: quote, quotePrecision: 8,
@@ -231,7 +263,7 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     timezone: 'UTC',
     serverTime: Date.now(),
     futuresType: 'U_MARGINED',
-    rateLimits: [{ rateLimitType: 'REQUEST_WEIGHT', interval: 'MINUTE', intervalNum: 1, limit: 2400 }],
+    rateLimits: [{ rateLimitType: 'REQUEST_WEIGHT', interval: 'MINUTE', intervalNum: 1, limit: rateLimits.limitOf('futures') }],
     exchangeFilters: [],
     assets: [...new Set([QUOTE, ...exchange.markets('futures').map((l) => l.quote)])].map((asset) => ({ asset, marginAvailable: true, autoAssetExchange: '-10000' })),
     symbols: exchange.markets('futures').map(({ symbol, base, quote }) => ({
@@ -443,7 +475,26 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   app.post('/control/reset', async () => {
     exchange.reset();
     requests.clear();
+    rateLimits.reset();
     return exchange.snapshot();
+  });
+  // Request-weight limits: { "spotWeightPerMinute": 6000, "futuresWeightPerMinute": 2400, "banAfterIgnored": 10,
+  // "firstBanSeconds": 120 } (any subset; Binance's values by default). Starts fresh windows and lifts bans.
+  app.get('/control/limits', async () => ({ ...rateLimits.config, used: { spot: rateLimits.used('spot', Date.now()), futures: rateLimits.used('futures', Date.now()) } }));
+  app.post<{ Body: Partial<PaperRateLimits> }>('/control/limits', async (req, reply) => {
+    try {
+      return rateLimits.configure(req.body ?? {});
+    } catch (err) {
+      return reply.code(400).send({ error: (err as Error).message });
+    }
+  });
+  // Weight spent from the same IP by someone else (the account's bots): { "api": "futures", "weight": 500 }.
+  app.post<{ Body: { api?: unknown; weight?: unknown } }>('/control/limits/spend', async (req, reply) => {
+    const { api, weight } = req.body ?? {};
+    if ((api !== 'spot' && api !== 'futures') || typeof weight !== 'number' || !(weight >= 0)) {
+      return reply.code(400).send({ error: 'expected { "api": "spot" | "futures", "weight": <number> }' });
+    }
+    return { used: rateLimits.spend(api as PaperApi, weight, Date.now()) };
   });
   // Lists a market (one object or an array), e.g. a coin listed after a worker loaded its markets:
   // { "base": "NEWCOIN", "quote": "USDT", "price": "2.5", "futures": true }. Posting a listed market again changes
@@ -493,6 +544,7 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     exchange,
     faults,
     requests,
+    rateLimits,
     app,
     close: async () => {
       faults.clear();
