@@ -11,6 +11,7 @@ import type { PositionReport } from '../domain/report';
 import type { VenueClient } from '../exchanges/ccxt-factory';
 import { PassProgress, cancelPass } from './cancel-pass';
 import { classifyExchangeError } from './exchange-errors';
+import { withVenueClock } from './venue-clock';
 import { withRequestPriority } from '../exchanges/rate-budget';
 
 /** What the guard reads from a venue itself: the same shape a bot reports, minus `seq` (defined with the decider). */
@@ -150,22 +151,24 @@ export function createActivities(deps: ActivityDeps) {
       const client = requireVenue(deps, venue);
       const ex = client.exchange;
       try {
-        await ex.loadMarkets();
-        const balances: Record<string, DecimalString> = {};
-        for (const [asset, amount] of Object.entries(await client.books.balances())) {
-          // Binance's balance list is the whole asset catalogue, mostly zero rows; only holdings are returned.
-          if (!amount.isZero()) balances[asset] = toDecimalString(amount);
-        }
-        const positions: PositionReport[] = (await client.books.positions()).map((p) => ({
-          symbol: ex.markets_by_id?.[p.symbol]?.[0]?.symbol ?? p.symbol,
-          side: p.amount.isNegative() ? 'short' : 'long',
-          contracts: toDecimalString(p.amount.abs()),
-          unrealizedPnl: toDecimalString(p.unrealizedPnl),
-          entryPrice: toDecimalString(p.entryPrice),
-          markPrice: toDecimalString(p.markPrice),
-        }));
-        const prices = await priceHeldAssets(client, Object.keys(balances), referenceCurrency);
-        return { venue, balances, prices, positions, asOf: new Date().toISOString() };
+        return await withVenueClock(venue, ex, async () => {
+          await ex.loadMarkets();
+          const balances: Record<string, DecimalString> = {};
+          for (const [asset, amount] of Object.entries(await client.books.balances())) {
+            // Binance's balance list is the whole asset catalogue, mostly zero rows; only holdings are returned.
+            if (!amount.isZero()) balances[asset] = toDecimalString(amount);
+          }
+          const positions: PositionReport[] = (await client.books.positions()).map((p) => ({
+            symbol: ex.markets_by_id?.[p.symbol]?.[0]?.symbol ?? p.symbol,
+            side: p.amount.isNegative() ? 'short' : 'long',
+            contracts: toDecimalString(p.amount.abs()),
+            unrealizedPnl: toDecimalString(p.unrealizedPnl),
+            entryPrice: toDecimalString(p.entryPrice),
+            markPrice: toDecimalString(p.markPrice),
+          }));
+          const prices = await priceHeldAssets(client, Object.keys(balances), referenceCurrency);
+          return { venue, balances, prices, positions, asOf: new Date().toISOString() };
+        });
       } catch (err) {
         throw classifyExchangeError(err, venue);
       }
@@ -182,7 +185,7 @@ export function createActivities(deps: ActivityDeps) {
       const previous = Context.current().info.heartbeatDetails as { cancelled?: number } | undefined;
       const progress: PassProgress = { cancelled: previous?.cancelled ?? 0, step: 'listing' };
       try {
-        const pass = await heartbeating(() => ({ ...progress }), () => cancelPass(client, progress));
+        const pass = await heartbeating(() => ({ ...progress }), () => withVenueClock(venue, client.exchange, () => cancelPass(client, progress)));
         return { venue, cancelled: progress.cancelled, openAfter: pass.openAfter };
       } catch (err) {
         throw classifyExchangeError(err, venue);
@@ -200,7 +203,7 @@ export function createActivities(deps: ActivityDeps) {
         return await heartbeating(
           () => ({ closed }),
           // Emergency: may spend the weight reserve that routine reads leave (src/exchanges/rate-budget.ts).
-          () => withRequestPriority('emergency', async () => {
+          () => withRequestPriority('emergency', () => withVenueClock(venue, client.exchange, async () => {
             for (const position of await client.books.positions()) {
               try {
                 await client.books.closeReduceOnly(position);
@@ -211,7 +214,7 @@ export function createActivities(deps: ActivityDeps) {
               }
             }
             return { venue, closed, remaining: (await client.books.positions()).length };
-          }),
+          })),
         );
       } catch (err) {
         throw classifyExchangeError(err, venue);

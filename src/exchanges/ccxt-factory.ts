@@ -66,6 +66,10 @@ export function createVenueClient(spec: VenueSpec, credentials: Credentials): Ve
       // sweeping every symbol is the point of an emergency cancel; we accept the heavier rate-limit weight
       warnOnFetchOpenOrdersWithoutSymbol: false,
       fetchOpenOrders: { warnWithoutSymbol: false },
+      // Sign with the venue's clock, not ours: Binance refuses timestamps >= its server time + 1000 ms whatever the
+      // recvWindow. ccxt re-measures the offset (GET /api/v3/time, /fapi/v1/time) whenever markets load; the
+      // activities also measure it at first use and after a -1021 (src/activities/venue-clock.ts).
+      adjustForTimeDifference: true,
     },
   });
   // Amounts come back as strings so that they reach decimal.js without passing through a double.

@@ -16,6 +16,12 @@ export const FAULT_KINDS = [
   'unknownOrder', // 400 with Binance -2011 (e.g. on cancel)
   'auth', // 401 with Binance -2015 (invalid key / permissions)
   'hold', // keep the request waiting until released, then answer normally
+  // 403 with an HTML page: blocked by the venue's WAF ("HTTP 403 return code is used when a WAF (Web Application
+  // Firewall) rule has been violated": https://developers.binance.com/docs/binance-spot-api-docs/rest-api/http-return-codes)
+  'http403',
+  // 451 with Binance's restricted-location body ({"code":0,"msg":"Service unavailable from a restricted location ..."}):
+  // what Binance answers to a request from a location its terms exclude (ccxt maps 451 to ExchangeNotAvailable)
+  'http451',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 

@@ -110,6 +110,8 @@ async function main(argv: string[]): Promise<void> {
     ['GET    /control/faults', 'fault rules; DELETE clears them'],
     ['GET    /control/holds', 'requests held by a "hold" fault; POST /control/holds/:id/release'],
     ['GET    /control/requests', 'venue requests received, by endpoint'],
+    ['POST   /control/clock', 'shift the venue clock, e.g. {"offsetMs":-5000} (worker 5 s fast); GET reads it'],
+    ['POST   /control/keys', 'change a key\'s permissions: {"apiKey":"...","status":"revoked"|"readOnly"|"ok"}'],
   ]) {
     out(`  ${endpoint!.padEnd(32)} ${what}`);
   }

@@ -44,6 +44,14 @@ export interface PaperServer {
 
 type Params = Record<string, string>;
 
+/** What a key may do (POST /control/keys): `readOnly` keys read but cannot place or cancel orders. */
+export const PAPER_KEY_STATUSES = ['ok', 'revoked', 'readOnly'] as const;
+export type PaperKeyStatus = (typeof PAPER_KEY_STATUSES)[number];
+
+/** Binance's answer from a restricted location, with HTTP 451 (fault kind `http451`). */
+const RESTRICTED_LOCATION_MSG =
+  "Service unavailable from a restricted location according to 'b. Eligibility' in https://www.binance.com/en/terms. Please contact customer service if you believe you received this message in error.";
+
 const binanceError = (reply: FastifyReply, status: number, code: number, msg: string) => reply.code(status).send({ code, msg });
 
 function parseParams(raw: string): Params {
@@ -69,6 +77,11 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   const maxRecvWindow = options.maxRecvWindowMs ?? 60_000;
   const faults = new FaultInjector(options.faultSeed ?? 1);
   const requests = new Map<string, number>();
+  /** The paper venue's clock is the local clock plus this (POST /control/clock): -5000 makes the worker 5 s fast. */
+  let clockOffsetMs = 0;
+  const serverTime = () => Date.now() + clockOffsetMs;
+  /** Keys whose permissions changed after they worked (POST /control/keys); absent means "ok". */
+  const keyStatus = new Map<string, PaperKeyStatus>();
   const rateLimits = new PaperRateLimiter();
   if (options.rateLimits) rateLimits.configure(options.rateLimits);
 
@@ -113,6 +126,11 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
         return binanceError(reply, 401, -2015, 'Invalid API-key, IP, or permissions for action.');
       case 'malformed':
         return reply.code(200).send({ unexpected: 'shape', rows: null });
+      case 'http403':
+        // Binance's WAF answers with an HTML page, not a JSON error (http-return-codes page cited in faults.ts).
+        return reply.code(403).type('text/html').send('<html><head><title>403 Forbidden</title></head><body><h1>403 ERROR</h1><p>The request could not be satisfied. Request blocked.</p></body></html>');
+      case 'http451':
+        return binanceError(reply, 451, 0, RESTRICTED_LOCATION_MSG);
       case 'drop':
         req.raw.socket.destroy();
         return reply;
@@ -145,7 +163,13 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
       return undefined;
     }
     const secret = secrets.get(apiKey);
-    if (secret === undefined) {
+    // -2015 REJECTED_MBX_KEY "Invalid API-key, IP, or permissions for action." with 401 "Unauthorized Request"
+    // (https://developers.binance.com/docs/binance-spot-api-docs/errors; spot_api.yaml responses '401'): for an unknown
+    // or revoked key on every signed call, and for a key without trading permission on TRADE endpoints (placing and
+    // cancelling orders, our only signed non-GET routes): "API keys can be configured to allow access only to certain
+    // types of secure methods" (https://developers.binance.com/docs/binance-spot-api-docs/rest-api/request-security).
+    const status = keyStatus.get(apiKey) ?? 'ok';
+    if (secret === undefined || status === 'revoked' || (status === 'readOnly' && req.method !== 'GET')) {
       binanceError(reply, 401, -2015, 'Invalid API-key, IP, or permissions for action.');
       return undefined;
     }
@@ -164,8 +188,22 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     const params = parseParams(signed);
     const timestamp = Number(params.timestamp);
     const recvWindow = params.recvWindow !== undefined ? Number(params.recvWindow) : 5_000;
-    if (!Number.isFinite(timestamp) || Math.abs(Date.now() - timestamp) > Math.min(recvWindow, maxRecvWindow)) {
-      binanceError(reply, 400, -1021, "Timestamp for this request is outside of the recvWindow.");
+    // recvWindow "cannot be greater than 60000" (spot_api.yaml parameter recvWindow); Binance answers -1131
+    // (ccxt binance.js exceptions: '-1131': {"code":-1131,"msg":"recvWindow must be less than 60000"}).
+    if (!Number.isFinite(recvWindow) || recvWindow > maxRecvWindow) {
+      binanceError(reply, 400, -1131, `recvWindow must be less than ${maxRecvWindow}`);
+      return undefined;
+    }
+    // "Timing security" (https://developers.binance.com/docs/binance-spot-api-docs/rest-api/request-security; USDⓈ-M
+    // futures' general info states the same rule): serve only if timestamp < serverTime + 1000 and
+    // serverTime - timestamp <= recvWindow. Asymmetric: a client 1 s fast fails whatever its recvWindow.
+    const now = serverTime();
+    if (!Number.isFinite(timestamp) || timestamp >= now + 1_000) {
+      binanceError(reply, 400, -1021, "Timestamp for this request was 1000ms ahead of the server's time.");
+      return undefined;
+    }
+    if (now - timestamp > recvWindow) {
+      binanceError(reply, 400, -1021, 'Timestamp for this request is outside of the recvWindow.');
       return undefined;
     }
     return params;
@@ -214,9 +252,11 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   ];
 
   app.get('/api/v3/ping', async () => ({}));
-  app.get('/api/v3/time', async () => ({ serverTime: Date.now() }));
+  // "Check server time": { "serverTime": 1499827319559 } (spot_api.yaml /api/v3/time; USDⓈ-M /fapi/v1/time alike),
+  // on the paper venue's own clock, which ccxt's loadTimeDifference() reads.
+  app.get('/api/v3/time', async () => ({ serverTime: serverTime() }));
   app.get('/fapi/v1/ping', async () => ({}));
-  app.get('/fapi/v1/time', async () => ({ serverTime: Date.now() }));
+  app.get('/fapi/v1/time', async () => ({ serverTime: serverTime() }));
 
   /**
    * The spot listings a request asks for: `symbol=XYZBTC`, `symbols=["BTCUSDT","XYZBTC"]` (a JSON array), or all.
@@ -530,6 +570,24 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   app.delete('/control/faults', async () => {
     faults.clear();
     return { rules: [] };
+  });
+  // Shifts the paper venue's clock: { "offsetMs": -5000 } puts it 5 s behind the local clock (a worker 5 s fast).
+  app.post<{ Body: { offsetMs?: unknown } }>('/control/clock', async (req, reply) => {
+    const offset = req.body?.offsetMs;
+    if (typeof offset !== 'number' || !Number.isSafeInteger(offset)) return reply.code(400).send({ error: 'expected { "offsetMs": <integer> }' });
+    clockOffsetMs = offset;
+    return { offsetMs: clockOffsetMs, serverTime: serverTime() };
+  });
+  app.get('/control/clock', async () => ({ offsetMs: clockOffsetMs, serverTime: serverTime() }));
+  // Changes a key's permissions after it has worked: { "apiKey": "...", "status": "revoked" | "readOnly" | "ok" }.
+  app.post<{ Body: { apiKey?: unknown; status?: unknown } }>('/control/keys', async (req, reply) => {
+    const { apiKey, status } = req.body ?? {};
+    if (typeof apiKey !== 'string' || !secrets.has(apiKey)) return reply.code(404).send({ error: 'no such API key' });
+    if (typeof status !== 'string' || !(PAPER_KEY_STATUSES as readonly string[]).includes(status)) {
+      return reply.code(400).send({ error: `status must be one of ${PAPER_KEY_STATUSES.join(', ')}` });
+    }
+    keyStatus.set(apiKey, status as PaperKeyStatus);
+    return { status };
   });
   app.get('/control/holds', async () => [...faults.held.values()].map(({ release: _release, ...h }) => h));
   app.post<{ Params: { id: string } }>('/control/holds/:id/release', async (req, reply) =>
