@@ -193,8 +193,16 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /**
-     * Closes every open perpetual position with reduce-only market orders sized from a fresh positions fetch, then
-     * re-fetches to verify. Reduce-only means a stale size can shrink a position but never flip it.
+     * Closes every open perpetual position with market orders sized from a fresh positions fetch, then re-fetches to
+     * verify. In One-way Mode the orders are reduce-only (a stale size can shrink a position, never flip it); in
+     * Hedge Mode they name the position's side (LONG closes with SELL, SHORT with BUY) and cannot be reduce-only, so
+     * their sizes are capped by the fetch (see `planClose`). Each close is split into orders of at most the symbol's
+     * MARKET_LOT_SIZE maxQty, rounded down to its step. `closed` counts positions closed in full.
+     *
+     * Dust: a rest below the symbol's minQty (or one step) cannot be closed by any order, so it stays open: it is
+     * counted in `remaining`, which keeps the venue "closing" in the guard's state (openPositions > 0, visible in the
+     * `state` query) and retried at every sweep, and each pass logs it. It is never declared flat silently; an
+     * operator closes it by hand (or it grows above minQty and the next pass closes it).
      */
     async closePositions(venue: string): Promise<ClosePass> {
       const client = requireVenue(deps, venue);
@@ -204,10 +212,17 @@ export function createActivities(deps: ActivityDeps) {
           () => ({ closed }),
           // Emergency: may spend the weight reserve that routine reads leave (src/exchanges/rate-budget.ts).
           () => withRequestPriority('emergency', () => withVenueClock(venue, client.exchange, async () => {
-            for (const position of await client.books.positions()) {
+            const positions = await client.books.positions();
+            // Read once per pass, and only with something to close: Binance refuses to change the mode while a
+            // position is open (-4068), so it cannot change under this pass.
+            const mode = positions.length > 0 ? await client.books.positionMode() : 'oneWay';
+            for (const position of positions) {
               try {
-                await client.books.closeReduceOnly(position);
-                closed += 1;
+                const { dust, deferred } = await client.books.closePosition(position, mode);
+                if (dust.isZero() && deferred.isZero()) closed += 1;
+                else if (!dust.isZero()) {
+                  Context.current().log.warn(`${venue}: ${position.symbol} ${position.positionSide}: ${dust.toFixed()} left below the venue's minimum order size; it stays open and is reported as remaining`);
+                }
               } catch (err) {
                 // Already closed (by a retry or a fill): the re-fetch below decides.
                 if (!(err instanceof ccxt.InvalidOrder)) throw err;

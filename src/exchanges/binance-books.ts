@@ -5,6 +5,7 @@
  * Errors still pass through ccxt's own error mapping, so the classification at the edge is unchanged.
  */
 import type { Exchange } from 'ccxt';
+import { DEFAULT_MAX_LOTS, LotFilter, splitIntoLots } from '../domain/lots';
 import { Decimal } from '../domain/money';
 import type { VenueKind } from './venues';
 
@@ -22,9 +23,23 @@ export interface OpenOrderRef {
   orderId: string;
 }
 
+/**
+ * Which book of the symbol a position is in: `BOTH` in One-way Mode; `LONG` or `SHORT` in Hedge Mode, where a symbol
+ * can hold one of each ("Position Information V3 (USER_DATA)" GET /fapi/v3/positionRisk, field `positionSide`).
+ */
+export type PositionSide = 'BOTH' | 'LONG' | 'SHORT';
+const POSITION_SIDES: readonly string[] = ['BOTH', 'LONG', 'SHORT'] satisfies PositionSide[];
+
+/**
+ * The account's position mode on USDⓈ-M futures ("Get Current Position Mode (USER_DATA)" GET
+ * /fapi/v1/positionSide/dual: `dualSidePosition` true = Hedge Mode, false = One-way Mode).
+ */
+export type PositionMode = 'oneWay' | 'hedge';
+
 export interface PositionRef {
   symbol: string;
-  /** Signed size: positive long, negative short. */
+  positionSide: PositionSide;
+  /** Signed size: positive long, negative short (a Hedge Mode SHORT position is negative too). */
   amount: Decimal;
   unrealizedPnl: Decimal;
   entryPrice: Decimal;
@@ -44,6 +59,75 @@ interface BinanceRest {
   fapiPrivateV3GetPositionRisk(params?: Params): Promise<unknown>;
   fapiPrivateV3GetAccount(params?: Params): Promise<unknown>;
   fapiPrivatePostOrder(params: Params): Promise<unknown>;
+  fapiPrivateGetPositionSideDual(params?: Params): Promise<unknown>;
+}
+
+/** The parameters of one close order for POST /fapi/v1/order, as Binance names them. */
+export type CloseOrder = Params & { symbol: string; side: 'BUY' | 'SELL'; type: 'MARKET'; quantity: string };
+
+export interface ClosePlan {
+  orders: CloseOrder[];
+  /** What no order can close (below the step or minQty): left on the book and reported, see {@link splitIntoLots}. */
+  dust: Decimal;
+  /** Closable but beyond this pass's order cap: the next pass closes it. */
+  deferred: Decimal;
+}
+
+/**
+ * The orders that close one position, in the account's position mode, split by the symbol's MARKET_LOT_SIZE filter.
+ * Pure: sizes come from the caller's fresh positions fetch and are never exceeded.
+ *
+ * - One-way Mode: MARKET orders with `reduceOnly=true` opposite to the position: the venue itself refuses any that
+ *   would flip it (-2022 "ReduceOnly Order is rejected.").
+ * - Hedge Mode: `positionSide` is mandatory (-4061 "Order's position side does not match user's setting." without
+ *   it) and `reduceOnly` is refused (-1106 "Parameter 'reduceOnly' sent when not required."): USDⓈ-M "New Order
+ *   (TRADE)" POST /fapi/v1/order, parameters `positionSide` ("Default BOTH for One-way Mode; LONG or SHORT for Hedge
+ *   Mode. It must be sent in Hedge Mode.") and `reduceOnly` ("Cannot be sent in Hedge Mode"). A LONG position closes
+ *   with SELL positionSide=LONG, a SHORT one with BUY positionSide=SHORT. Without a reduce-only guard, never flipping
+ *   rests on the sizes: the lots add up to at most the fetched size (and a position in one side's book cannot turn
+ *   into the other side's anyway).
+ *
+ * @throws MalformedResponseError when the position's side does not fit the mode (the venue's answers disagree).
+ */
+export function planClose(position: PositionRef, mode: PositionMode, filter: LotFilter, maxLots = DEFAULT_MAX_LOTS): ClosePlan {
+  const what = `closing ${position.symbol} ${position.positionSide} ${position.amount.toFixed()} in ${mode} mode`;
+  const long = !position.amount.isNegative();
+  let sideParams: Params & { side: 'BUY' | 'SELL' };
+  if (mode === 'oneWay') {
+    if (position.positionSide !== 'BOTH') throw new MalformedResponseError(`${what}: a One-way Mode position must be BOTH`);
+    sideParams = { side: long ? 'SELL' : 'BUY', reduceOnly: 'true' };
+  } else {
+    if (position.positionSide === 'BOTH' || (position.positionSide === 'LONG') !== long) {
+      throw new MalformedResponseError(`${what}: a Hedge Mode position must be LONG (positive) or SHORT (negative)`);
+    }
+    sideParams = { side: long ? 'SELL' : 'BUY', positionSide: position.positionSide };
+  }
+  const split = splitIntoLots(position.amount.abs(), filter, maxLots);
+  return {
+    orders: split.lots.map((lot) => ({ symbol: position.symbol, type: 'MARKET', quantity: lot.toFixed(), ...sideParams })),
+    dust: split.dust,
+    deferred: split.deferred,
+  };
+}
+
+/**
+ * A symbol's quantity filter for MARKET orders from its exchangeInfo entry (ccxt keeps the raw entry as the market's
+ * `info`): `filters[]` with `filterType: "MARKET_LOT_SIZE"` and decimal-string `minQty`, `maxQty`, `stepSize`
+ * (USDⓈ-M "Exchange Information" GET /fapi/v1/exchangeInfo; "Filters" in the common definitions).
+ */
+export function marketLotFilter(info: unknown, what: string): LotFilter {
+  const filters = list((info as { filters?: unknown } | null | undefined)?.filters, `${what} filters`);
+  const row = filters.find((f) => f.filterType === 'MARKET_LOT_SIZE');
+  if (!row) throw new MalformedResponseError(`${what}: no MARKET_LOT_SIZE filter in exchangeInfo`);
+  const filter = {
+    minQty: decimalField(row, 'minQty', `${what} MARKET_LOT_SIZE`),
+    maxQty: decimalField(row, 'maxQty', `${what} MARKET_LOT_SIZE`),
+    stepSize: decimalField(row, 'stepSize', `${what} MARKET_LOT_SIZE`),
+  };
+  if (!filter.stepSize.gt(0) || filter.minQty.isNegative() || filter.maxQty.lt(Decimal.max(filter.minQty, filter.stepSize))) {
+    throw new MalformedResponseError(`${what}: unusable MARKET_LOT_SIZE ${JSON.stringify(row)}`);
+  }
+  return filter;
 }
 
 function list(value: unknown, what: string): Record<string, unknown>[] {
@@ -68,11 +152,17 @@ export function decimalField(row: Record<string, unknown>, key: string, what: st
   return new Decimal(value);
 }
 
+function positionSide(row: Record<string, unknown>, what: string): PositionSide {
+  const side = text(row, 'positionSide', what);
+  if (!POSITION_SIDES.includes(side)) throw new MalformedResponseError(`${what}: field "positionSide" is not BOTH, LONG or SHORT: ${JSON.stringify(side)}`);
+  return side as PositionSide;
+}
+
 export class BinanceBooks {
   private readonly rest: BinanceRest;
 
   constructor(
-    exchange: Exchange,
+    private readonly exchange: Exchange,
     readonly kind: VenueKind,
     private readonly venue: string,
   ) {
@@ -112,6 +202,7 @@ export class BinanceBooks {
     return list(await this.rest.fapiPrivateV3GetPositionRisk(), what)
       .map((row) => ({
         symbol: text(row, 'symbol', what),
+        positionSide: positionSide(row, what),
         amount: decimalField(row, 'positionAmt', what),
         unrealizedPnl: decimalField(row, 'unRealizedProfit', what),
         entryPrice: decimalField(row, 'entryPrice', what),
@@ -120,15 +211,44 @@ export class BinanceBooks {
       .filter((p) => !p.amount.isZero());
   }
 
-  /** Closes a position with a reduce-only market order for exactly its size: it can shrink it, never flip it. */
-  async closeReduceOnly(position: PositionRef): Promise<void> {
-    await this.rest.fapiPrivatePostOrder({
-      symbol: position.symbol,
-      side: position.amount.isNegative() ? 'BUY' : 'SELL',
-      type: 'MARKET',
-      quantity: position.amount.abs().toFixed(),
-      reduceOnly: 'true',
-    });
+  /** The account's position mode (USDⓈ-M only: spot has no positions). */
+  async positionMode(): Promise<PositionMode> {
+    const what = `${this.venue} position mode`;
+    const raw = await this.rest.fapiPrivateGetPositionSideDual();
+    const dual = (raw as { dualSidePosition?: unknown } | null)?.dualSidePosition;
+    if (typeof dual !== 'boolean') throw new MalformedResponseError(`${what}: expected {"dualSidePosition": true|false}, got ${JSON.stringify(raw)?.slice(0, 120)}`);
+    return dual ? 'hedge' : 'oneWay';
+  }
+
+  /**
+   * The MARKET_LOT_SIZE filter of a venue symbol, from the loaded markets; a symbol they do not list (listed since
+   * they were loaded) reloads them once.
+   */
+  async marketLotFilter(symbol: string): Promise<LotFilter> {
+    await this.exchange.loadMarkets();
+    let market = this.exchange.markets_by_id?.[symbol]?.[0];
+    if (market === undefined) {
+      await this.exchange.loadMarkets(true);
+      market = this.exchange.markets_by_id?.[symbol]?.[0];
+    }
+    if (market === undefined) throw new MalformedResponseError(`${this.venue}: a position in ${symbol}, which exchangeInfo does not list`);
+    return marketLotFilter(market.info, `${this.venue} ${symbol}`);
+  }
+
+  /**
+   * Closes one position, sized by the caller's fresh fetch, with the orders of {@link planClose}, one after the
+   * other: a refusal stops this position's close (the caller re-fetches and decides), so that a lot is never sent
+   * after the venue said the position is not what we think.
+   * @returns how many orders were sent, and what this pass left (dust no order can close, lots deferred by the cap)
+   */
+  async closePosition(position: PositionRef, mode: PositionMode): Promise<{ sent: number; dust: Decimal; deferred: Decimal }> {
+    const plan = planClose(position, mode, await this.marketLotFilter(position.symbol));
+    let sent = 0;
+    for (const order of plan.orders) {
+      await this.rest.fapiPrivatePostOrder(order);
+      sent += 1;
+    }
+    return { sent, dust: plan.dust, deferred: plan.deferred };
   }
 
   /** Balances: spot free + locked per asset; futures wallet balance per asset (unrealized P&L excluded). */

@@ -12,6 +12,55 @@ import { Decimal, ZERO, toDecimalString } from '../../src/domain/money';
 
 export type PaperMarket = 'spot' | 'futures';
 
+/**
+ * `BOTH` in One-way Mode; `LONG` / `SHORT` in Hedge Mode (USDⓈ-M "New Order (TRADE)" POST /fapi/v1/order, parameter
+ * `positionSide`; "Position Information V3" GET /fapi/v3/positionRisk, field `positionSide`).
+ */
+export type PaperPositionSide = 'BOTH' | 'LONG' | 'SHORT';
+const POSITION_SIDES: readonly string[] = ['BOTH', 'LONG', 'SHORT'] satisfies PaperPositionSide[];
+
+/**
+ * The quantity and price filters of one USDⓈ-M symbol, as "Exchange Information" (GET /fapi/v1/exchangeInfo) lists
+ * them in `symbols[].filters` (decimal strings): PRICE_FILTER for limit prices, LOT_SIZE for limit quantities,
+ * MARKET_LOT_SIZE for market quantities ("Filters" in the USDⓈ-M common definitions:
+ * https://developers.binance.com/docs/derivatives/usds-margined-futures/common-definition).
+ */
+export interface PaperFilters {
+  PRICE_FILTER: { minPrice: string; maxPrice: string; tickSize: string };
+  LOT_SIZE: { minQty: string; maxQty: string; stepSize: string };
+  MARKET_LOT_SIZE: { minQty: string; maxQty: string; stepSize: string };
+}
+/** Filters to change for one symbol (seed `filters` or `POST /control/filters`); unnamed fields keep their value. */
+export type PaperFiltersInput = { [K in keyof PaperFilters]?: Partial<PaperFilters[K]> };
+
+/** Every other futures symbol: loose filters, so that any scenario's quantities pass (steps of 0.001). */
+const GENERIC_FUTURES_FILTERS: PaperFilters = {
+  PRICE_FILTER: { minPrice: '0.00001', maxPrice: '1000000', tickSize: '0.00001' },
+  LOT_SIZE: { minQty: '0.001', maxQty: '9000000', stepSize: '0.001' },
+  MARKET_LOT_SIZE: { minQty: '0.001', maxQty: '9000000', stepSize: '0.001' },
+};
+/**
+ * BTCUSDT and ETHUSDT with the filters Binance lists for them on USDⓈ-M (GET /fapi/v1/exchangeInfo, 2025): market
+ * orders of at most 120 BTC / 2,000 ETH, limit orders of at most 1,000 BTC / 10,000 ETH, steps of 0.001.
+ */
+const DEFAULT_FUTURES_FILTERS: Record<string, PaperFilters> = {
+  BTCUSDT: {
+    PRICE_FILTER: { minPrice: '261.10', maxPrice: '809484', tickSize: '0.10' },
+    LOT_SIZE: { minQty: '0.001', maxQty: '1000', stepSize: '0.001' },
+    MARKET_LOT_SIZE: { minQty: '0.001', maxQty: '120', stepSize: '0.001' },
+  },
+  ETHUSDT: {
+    PRICE_FILTER: { minPrice: '39.86', maxPrice: '306177', tickSize: '0.01' },
+    LOT_SIZE: { minQty: '0.001', maxQty: '10000', stepSize: '0.001' },
+    MARKET_LOT_SIZE: { minQty: '0.001', maxQty: '2000', stepSize: '0.001' },
+  },
+};
+
+/** Conditional order types, which POST /fapi/v1/order refuses since Binance moved them to the Algo Order API. */
+const CONDITIONAL_ORDER_TYPES = ['STOP', 'STOP_MARKET', 'TAKE_PROFIT', 'TAKE_PROFIT_MARKET', 'TRAILING_STOP_MARKET'];
+/** At most this many placed orders are kept in the order log (oldest dropped), so chaos runs stay bounded. */
+const ORDER_LOG_LIMIT = 10_000;
+
 /** An order resting on the paper book, in Binance's own field names where they are returned verbatim. */
 export interface PaperOrder {
   market: PaperMarket;
@@ -26,15 +75,21 @@ export interface PaperOrder {
   origQty: string;
   stopPrice: string;
   reduceOnly: boolean;
+  positionSide: PaperPositionSide;
   time: number;
 }
 
 export interface PaperPosition {
   /** Binance symbol, e.g. "BTCUSDT". */
   symbol: string;
-  /** Signed size: positive long, negative short. */
+  /** Signed size: positive long, negative short (a Hedge Mode SHORT position is negative, as on Binance). */
   positionAmt: string;
   entryPrice: string;
+  /**
+   * Default: BOTH in One-way Mode; in Hedge Mode LONG for a positive amount, SHORT for a negative one. A seed that
+   * names a side must match the account's mode (LONG positive, SHORT negative).
+   */
+  positionSide?: PaperPositionSide;
 }
 
 /** A market listed by the paper exchange, on spot, on USDⓈ-M futures (a perpetual), or both. */
@@ -69,6 +124,13 @@ export interface NewPaperListing {
  * USDT), then prices, then the markets' own prices, balances, positions and orders.
  */
 export interface PaperSeed {
+  /**
+   * The account's position mode, applied first (Hedge Mode when true); as on Binance it cannot change while the
+   * account has a futures position or open futures order (-4068, -4067).
+   */
+  dualSidePosition?: boolean;
+  /** Futures filters per symbol, e.g. `{ "BTCUSDT": { "MARKET_LOT_SIZE": { "maxQty": "0.5" } } }`. */
+  filters?: Record<string, PaperFiltersInput>;
   /** USDT price per asset. Setting the price of an asset that has no market lists ASSETUSDT on spot and futures. */
   prices?: Record<string, string>;
   /** Extra markets, e.g. `{ base: 'XYZ', quote: 'BTC', price: '0.0005' }` for a coin with only a BTC pair. */
@@ -92,7 +154,10 @@ export interface NewPaperOrder {
   quantity: string;
   /** Makes it a conditional order (a futures algo order, or a spot STOP_LOSS_LIMIT). */
   stopPrice?: string;
+  /** Through the venue API: `undefined` when the parameter was not sent (Hedge Mode refuses it when sent). */
   reduceOnly?: boolean;
+  /** Futures: BOTH (default in One-way Mode), LONG or SHORT (Hedge Mode). Validated by {@link PaperExchange.checkNewFuturesOrder}. */
+  positionSide?: string;
   clientOrderId?: string;
 }
 
@@ -152,8 +217,15 @@ export class PaperExchange {
   listings = defaultListings();
   spotBalances = new Map<string, string>();
   futuresBalances = new Map<string, string>();
+  /** Keyed by {@link positionKey}: the symbol in One-way Mode, `SYMBOL:LONG` / `SYMBOL:SHORT` in Hedge Mode. */
   positions = new Map<string, PaperPosition>();
   orders = new Map<number, PaperOrder>();
+  /** Hedge Mode when true ("Get Current Position Mode" GET /fapi/v1/positionSide/dual). */
+  dualSidePosition = false;
+  /** Futures filters changed from their defaults, by symbol. */
+  private filterOverrides = new Map<string, PaperFiltersInput>();
+  /** Every order placed (filled or resting), oldest first, at most {@link ORDER_LOG_LIMIT}: what tests check splits by. */
+  readonly orderLog: PaperOrder[] = [];
   private nextOrderId = 1;
   /** Cancels and fills performed, for tests and the demo's report. */
   readonly stats = { cancelled: 0, placed: 0, filled: 0 };
@@ -165,21 +237,138 @@ export class PaperExchange {
     this.futuresBalances.clear();
     this.positions.clear();
     this.orders.clear();
+    this.dualSidePosition = false;
+    this.filterOverrides.clear();
+    this.orderLog.length = 0;
     Object.assign(this.stats, { cancelled: 0, placed: 0, filled: 0 });
   }
 
   seed(seed: PaperSeed): void {
+    if (seed.dualSidePosition !== undefined) this.setPositionMode(seed.dualSidePosition, { control: true });
     const markets = seed.markets ?? [];
     for (const m of markets) this.listMarket({ ...m, price: undefined }, { priceLater: true });
     for (const [asset, price] of Object.entries(seed.prices ?? {})) this.setPrice(asset, price);
     for (const m of markets) this.listMarket(m);
     for (const [asset, amount] of Object.entries(seed.spotBalances ?? {})) this.spotBalances.set(checkedAsset(asset), checked(amount));
     for (const [asset, amount] of Object.entries(seed.futuresBalances ?? {})) this.futuresBalances.set(checkedAsset(asset), checked(amount));
+    for (const [symbol, input] of Object.entries(seed.filters ?? {})) this.setFilters(symbol, input);
     for (const p of seed.positions ?? []) {
       this.requireSymbol(p.symbol, 'futures');
-      this.positions.set(p.symbol, { symbol: p.symbol, positionAmt: checked(p.positionAmt), entryPrice: checked(p.entryPrice) });
+      const amount = new Decimal(checked(p.positionAmt));
+      const side = p.positionSide ?? (!this.dualSidePosition ? 'BOTH' : amount.isNegative() ? 'SHORT' : 'LONG');
+      const fits = this.dualSidePosition ? (side === 'LONG' && amount.gt(0)) || (side === 'SHORT' && amount.lt(0)) : side === 'BOTH';
+      if (!fits) {
+        throw new PaperBookError(-4061, `a ${side} position of ${p.positionAmt} ${p.symbol} does not fit ${this.dualSidePosition ? 'Hedge Mode (LONG positive, SHORT negative)' : 'One-way Mode (BOTH)'}`);
+      }
+      this.positions.set(positionKey(p.symbol, side), { symbol: p.symbol, positionSide: side, positionAmt: p.positionAmt, entryPrice: checked(p.entryPrice) });
     }
     for (const order of seed.orders ?? []) this.placeOrder(order);
+  }
+
+  /**
+   * Switches the position mode, with Binance's rules ("Change Position Mode (TRADE)" POST /fapi/v1/positionSide/dual):
+   * -4059 "No need to change position side." when already in that mode (not for the control API, which is
+   * idempotent), -4068 while a futures position is open, -4067 while a futures order (normal or conditional) is open.
+   */
+  setPositionMode(dualSidePosition: boolean, options: { control?: boolean } = {}): void {
+    if (typeof dualSidePosition !== 'boolean') throw new PaperBookError(-1100, 'dualSidePosition must be true or false');
+    if (dualSidePosition === this.dualSidePosition) {
+      if (options.control) return;
+      throw new PaperBookError(-4059, 'No need to change position side.');
+    }
+    if (this.positions.size > 0) throw new PaperBookError(-4068, 'Position side cannot be changed if there exists position.');
+    if ([...this.orders.values()].some((o) => o.market === 'futures')) {
+      throw new PaperBookError(-4067, 'Position side cannot be changed if there exists open orders.');
+    }
+    this.dualSidePosition = dualSidePosition;
+  }
+
+  /** A futures symbol's filters: its defaults (realistic for BTCUSDT and ETHUSDT) with the changes set on it. */
+  futuresFilters(symbol: string): PaperFilters {
+    const base = DEFAULT_FUTURES_FILTERS[symbol] ?? GENERIC_FUTURES_FILTERS;
+    const changed = this.filterOverrides.get(symbol) ?? {};
+    return {
+      PRICE_FILTER: { ...base.PRICE_FILTER, ...changed.PRICE_FILTER },
+      LOT_SIZE: { ...base.LOT_SIZE, ...changed.LOT_SIZE },
+      MARKET_LOT_SIZE: { ...base.MARKET_LOT_SIZE, ...changed.MARKET_LOT_SIZE },
+    };
+  }
+
+  /** Changes some of a listed futures symbol's filters (e.g. a small MARKET_LOT_SIZE maxQty for a test). */
+  setFilters(symbol: string, input: PaperFiltersInput): PaperFilters {
+    this.requireSymbol(symbol, 'futures');
+    if (typeof input !== 'object' || input === null) throw new PaperBookError(-1100, 'expected { "MARKET_LOT_SIZE": { "maxQty": "..." }, ... }');
+    const current = this.filterOverrides.get(symbol) ?? {};
+    const next: PaperFiltersInput = { ...current };
+    for (const [type, fields] of Object.entries(input)) {
+      if (!(type in GENERIC_FUTURES_FILTERS)) throw new PaperBookError(-1100, `unknown filter ${type}: PRICE_FILTER, LOT_SIZE or MARKET_LOT_SIZE`);
+      const allowed = Object.keys(GENERIC_FUTURES_FILTERS[type as keyof PaperFilters]);
+      for (const [field, value] of Object.entries((fields ?? {}) as Record<string, string>)) {
+        if (!allowed.includes(field)) throw new PaperBookError(-1100, `unknown ${type} field ${field}: ${allowed.join(', ')}`);
+        if (new Decimal(checked(value)).isNegative()) throw new PaperBookError(-1100, `${type}.${field} must not be negative`);
+      }
+      next[type as keyof PaperFilters] = { ...current[type as keyof PaperFilters], ...(fields as object) };
+    }
+    this.filterOverrides.set(symbol, next);
+    return this.futuresFilters(symbol);
+  }
+
+  /**
+   * The checks USDⓈ-M "New Order (TRADE)" POST /fapi/v1/order makes before an order reaches the book, with the
+   * codes of https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code (ccxt binance.js maps
+   * them: -4061 OperationRejected, -1106/-1111/-4003/-4004/-4005/-4013/-4014/-4023 BadRequest):
+   * - conditional types are refused: -4120 STOP_ORDER_SWITCH_ALGO "Order type not supported for this endpoint.
+   *   Please use the Algo Order API endpoints instead." (they go to POST /fapi/v1/algoOrder since the 2025 Algo
+   *   Service migration; ccxt 4.5.84's createOrder sends them there);
+   * - position side: in Hedge Mode `positionSide` LONG or SHORT is mandatory and `reduceOnly` "cannot be sent"
+   *   (-4061 "Order's position side does not match user's setting.", -1106 "Parameter 'reduceOnly' sent when not
+   *   required."); in One-way Mode only BOTH (or nothing) is accepted (-4061);
+   * - quantity against LOT_SIZE (LIMIT) or MARKET_LOT_SIZE (MARKET): more decimals than the step -1111 "Precision is
+   *   over the maximum defined for this asset.", not above zero -4003 "Quantity less than zero.", below minQty -4004
+   *   "Quantity less than min quantity.", above maxQty -4005 "Quantity greater than max quantity.", off the step
+   *   -4023 "Qty not increased by step size.";
+   * - a LIMIT price against PRICE_FILTER (a 0 bound is "disabled", as the filter's definition says): -1111 for
+   *   more decimals than the tick, -4013 "Price less than min price.", -4002 "Price greater than max price.", -4014
+   *   "Price not increased by tick size." ((price - minPrice) % tickSize must be 0).
+   * The brief for this model named -4003 for "less than min"; Binance's table gives -4003 to "less than zero" and
+   * -4004 to "less than min quantity", so the paper follows the table.
+   * Whether a reduce-only order would flip a position is checked at the fill (-2022).
+   */
+  checkNewFuturesOrder(order: NewPaperOrder): void {
+    this.requireSymbol(order.symbol, 'futures');
+    const type = (order.type ?? 'LIMIT').toUpperCase();
+    if (CONDITIONAL_ORDER_TYPES.includes(type)) {
+      throw new PaperBookError(-4120, 'Order type not supported for this endpoint. Please use the Algo Order API endpoints instead.');
+    }
+    if (type !== 'LIMIT' && type !== 'MARKET') throw new PaperBookError(-1116, 'Invalid orderType.');
+    const side = order.positionSide;
+    if (side !== undefined && !POSITION_SIDES.includes(side)) throw new PaperBookError(-4061, "Order's position side does not match user's setting.");
+    if (this.dualSidePosition) {
+      if (side !== 'LONG' && side !== 'SHORT') throw new PaperBookError(-4061, "Order's position side does not match user's setting.");
+      if (order.reduceOnly !== undefined) throw new PaperBookError(-1106, "Parameter 'reduceOnly' sent when not required.");
+    } else if (side !== undefined && side !== 'BOTH') {
+      throw new PaperBookError(-4061, "Order's position side does not match user's setting.");
+    }
+    const filters = this.futuresFilters(order.symbol);
+    const lot = type === 'MARKET' ? filters.MARKET_LOT_SIZE : filters.LOT_SIZE;
+    const quantity = new Decimal(checked(order.quantity));
+    const step = new Decimal(lot.stepSize);
+    if (step.gt(0) && quantity.decimalPlaces() > step.decimalPlaces()) throw new PaperBookError(-1111, 'Precision is over the maximum defined for this asset.');
+    if (!quantity.gt(0)) throw new PaperBookError(-4003, 'Quantity less than zero.');
+    if (quantity.lt(lot.minQty)) throw new PaperBookError(-4004, 'Quantity less than min quantity.');
+    if (quantity.gt(lot.maxQty)) throw new PaperBookError(-4005, 'Quantity greater than max quantity.');
+    if (step.gt(0) && !quantity.minus(lot.minQty).mod(step).isZero()) throw new PaperBookError(-4023, 'Qty not increased by step size.');
+    if (type === 'LIMIT') {
+      if (order.price === undefined) throw new PaperBookError(-1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed.");
+      const price = new Decimal(checked(order.price));
+      const { minPrice, maxPrice, tickSize } = filters.PRICE_FILTER;
+      const tick = new Decimal(tickSize);
+      if (tick.gt(0) && price.decimalPlaces() > tick.decimalPlaces()) throw new PaperBookError(-1111, 'Precision is over the maximum defined for this asset.');
+      if (!price.gt(0)) throw new PaperBookError(-4001, 'Price less than 0.');
+      if (new Decimal(minPrice).gt(0) && price.lt(minPrice)) throw new PaperBookError(-4013, 'Price less than min price.');
+      if (new Decimal(maxPrice).gt(0) && price.gt(maxPrice)) throw new PaperBookError(-4002, 'Price greater than max price.');
+      if (tick.gt(0) && !price.minus(minPrice).mod(tick).isZero()) throw new PaperBookError(-4014, 'Price not increased by tick size.');
+    }
   }
 
   /**
@@ -233,7 +422,7 @@ export class PaperExchange {
   delistMarket(symbol: string): PaperListing {
     const listing = this.listings.get(symbol);
     if (!listing) throw new PaperBookError(-1121, 'Invalid symbol.');
-    if (this.positions.has(symbol)) throw new PaperBookError(-1100, `${symbol} has an open position; close it first`);
+    if ([...this.positions.values()].some((p) => p.symbol === symbol)) throw new PaperBookError(-1100, `${symbol} has an open position; close it first`);
     for (const o of this.openOrders('spot', false, symbol).concat(this.openOrders('futures', false, symbol), this.openOrders('futures', true, symbol))) {
       this.orders.delete(o.orderId);
     }
@@ -321,18 +510,35 @@ export class PaperExchange {
       origQty: toDecimalString(quantity),
       stopPrice: order.stopPrice !== undefined ? checked(order.stopPrice) : '0',
       reduceOnly: order.reduceOnly ?? false,
+      positionSide: order.market === 'spot' ? 'BOTH' : this.orderPositionSide(order),
       time: Date.now(),
     };
     this.stats.placed += 1;
-    if (type === 'MARKET') {
-      this.fill(placed);
-      return placed;
-    }
-    this.orders.set(placed.orderId, placed);
+    if (type === 'MARKET') this.fill(placed);
+    else this.orders.set(placed.orderId, placed);
+    // Only orders the book accepted are logged (a refused fill throws above).
+    this.orderLog.push(placed);
+    if (this.orderLog.length > ORDER_LOG_LIMIT) this.orderLog.shift();
     return placed;
   }
 
-  /** Market orders fill at once at the current price. Futures fills move the position; reduce-only never flips it. */
+  /**
+   * A futures order's position side: as given when valid, else what fits the mode (BOTH; in Hedge Mode, for a seeded
+   * order without one, the side a BUY opens (LONG) or a SELL opens (SHORT)).
+   */
+  private orderPositionSide(order: NewPaperOrder): PaperPositionSide {
+    if (order.positionSide !== undefined && POSITION_SIDES.includes(order.positionSide)) return order.positionSide as PaperPositionSide;
+    return !this.dualSidePosition ? 'BOTH' : order.side === 'BUY' ? 'LONG' : 'SHORT';
+  }
+
+  /**
+   * Market orders fill at once at the current price. Futures fills move the position of the order's side.
+   * Never a flip: a reduce-only order (One-way Mode) and a closing order in Hedge Mode (SELL on LONG, BUY on SHORT,
+   * which can only reduce that side) are refused with -2022 "ReduceOnly Order is rejected." when there is nothing
+   * to reduce on that side, or when they are larger than the position (USDⓈ-M error codes: -2022 REDUCE_ONLY_REJECT).
+   * Binance may instead trim an oversized reduce-only order to the position; refusing is the stricter model, and a
+   * client that sizes from a fresh fetch works against both.
+   */
   private fill(order: PaperOrder): void {
     const price = this.priceOfSymbol(order.symbol, order.market);
     const { base, quote } = this.requireListing(order.symbol, order.market);
@@ -344,12 +550,15 @@ export class PaperExchange {
       this.spotBalances.set(base, toDecimalString(baseBalance));
       this.spotBalances.set(quote, toDecimalString(quoteBalance));
     } else {
-      const current = this.positions.get(order.symbol);
+      const key = positionKey(order.symbol, order.positionSide);
+      const current = this.positions.get(key);
       const amount = new Decimal(current?.positionAmt ?? '0');
-      let change = signed;
-      if (order.reduceOnly) {
-        if (amount.isZero() || amount.isNegative() === signed.isNegative()) throw new PaperBookError(-2022, 'ReduceOnly Order is rejected.');
-        if (change.abs().gt(amount.abs())) change = amount.negated();
+      const change = signed;
+      const closesHedgeSide = (order.positionSide === 'LONG' && order.side === 'SELL') || (order.positionSide === 'SHORT' && order.side === 'BUY');
+      if (order.reduceOnly || closesHedgeSide) {
+        if (amount.isZero() || amount.isNegative() === signed.isNegative() || change.abs().gt(amount.abs())) {
+          throw new PaperBookError(-2022, 'ReduceOnly Order is rejected.');
+        }
       }
       const next = amount.plus(change);
       // Realize P&L on the part that closes.
@@ -360,10 +569,10 @@ export class PaperExchange {
         const wallet = new Decimal(this.futuresBalances.get(quote) ?? '0').plus(pnl);
         this.futuresBalances.set(quote, toDecimalString(wallet));
       }
-      if (next.isZero()) this.positions.delete(order.symbol);
+      if (next.isZero()) this.positions.delete(key);
       else {
         const entry = current && !next.isNegative() === !amount.isNegative() && !amount.isZero() ? current.entryPrice : toDecimalString(price);
-        this.positions.set(order.symbol, { symbol: order.symbol, positionAmt: toDecimalString(next), entryPrice: entry });
+        this.positions.set(key, { symbol: order.symbol, positionSide: order.positionSide, positionAmt: toDecimalString(next), entryPrice: entry });
       }
     }
     this.stats.filled += 1;
@@ -396,6 +605,7 @@ export class PaperExchange {
   snapshot() {
     const orders = [...this.orders.values()];
     return {
+      dualSidePosition: this.dualSidePosition,
       prices: Object.fromEntries(this.prices),
       markets: this.markets().map((l) => ({ ...l, price: toDecimalString(this.priceOfSymbol(l.symbol)) })),
       spotBalances: Object.fromEntries(this.spotBalances),
@@ -410,6 +620,11 @@ export class PaperExchange {
       stats: { ...this.stats },
     };
   }
+}
+
+/** Where a position lives in {@link PaperExchange.positions}: one per symbol in One-way Mode, one per side in Hedge Mode. */
+export function positionKey(symbol: string, side: PaperPositionSide = 'BOTH'): string {
+  return side === 'BOTH' ? symbol : `${symbol}:${side}`;
 }
 
 function checkedAsset(asset: string): string {

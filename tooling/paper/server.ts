@@ -7,7 +7,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import Fastify, { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ZERO, toDecimalString } from '../../src/domain/money';
 import { Decimal } from '../../src/domain/money';
-import { NewPaperListing, NewPaperOrder, PaperBookError, PaperExchange, PaperListing, PaperMarket, PaperOrder, PaperSeed, QUOTE } from './exchange';
+import { NewPaperListing, NewPaperOrder, PaperBookError, PaperExchange, PaperFiltersInput, PaperListing, PaperMarket, PaperOrder, PaperSeed, QUOTE } from './exchange';
 import { FaultInjector, FaultRuleInput } from './faults';
 import { PaperApi, PaperRateLimiter, PaperRateLimits, apiOf, requestWeight } from './rate-limits';
 
@@ -290,6 +290,17 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     exchangeFilters: [],
     symbols: requestedSpotListings(req).map(({ symbol, base, quote }) => ({
       symbol, status: 'TRADING', baseAsset: base, baseAssetPrecision: 8, quoteAsset: quote, quotePrecision: 8,
+  // A futures symbol's PRICE_FILTER, LOT_SIZE and MARKET_LOT_SIZE are its own (realistic for BTCUSDT and ETHUSDT,
+  // changeable with POST /control/filters; see PaperExchange.futuresFilters), and POST /fapi/v1/order enforces them.
+  const futuresFilters = (symbol: string) => {
+    const own = exchange.futuresFilters(symbol);
+    return [
+      { filterType: 'PRICE_FILTER', ...own.PRICE_FILTER },
+      { filterType: 'LOT_SIZE', ...own.LOT_SIZE },
+      { filterType: 'MARKET_LOT_SIZE', ...own.MARKET_LOT_SIZE },
+      ...filters('futures').filter((f) => !['PRICE_FILTER', 'LOT_SIZE', 'MARKET_LOT_SIZE'].includes(f.filterType)),
+    ];
+  };
       quoteAssetPrecision: 8, baseCommissionPrecision: 8, quoteCommissionPrecision: 8,
       orderTypes: ['LIMIT', 'LIMIT_MAKER', 'MARKET', 'STOP_LOSS_LIMIT', 'TAKE_PROFIT_LIMIT'],
       icebergAllowed: true, ocoAllowed: true, otoAllowed: true, quoteOrderQtyMarketAllowed: true, allowTrailingStop: true,
@@ -311,7 +322,7 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
       status: 'TRADING', maintMarginPercent: '2.5000', requiredMarginPercent: '5.0000', baseAsset: base,
       quoteAsset: quote, marginAsset: quote, pricePrecision: 5, quantityPrecision: 3, baseAssetPrecision: 8,
       quotePrecision: 8, underlyingType: 'COIN', underlyingSubType: [], triggerProtect: '0.0500',
-      liquidationFee: '0.012500', marketTakeBound: '0.05', maxMoveOrderLimit: 10000, filters: filters('futures'),
+      liquidationFee: '0.012500', marketTakeBound: '0.05', maxMoveOrderLimit: 10000, filters: futuresFilters(symbol),
       orderTypes: ['LIMIT', 'MARKET', 'STOP', 'STOP_MARKET', 'TAKE_PROFIT', 'TAKE_PROFIT_MARKET', 'TRAILING_STOP_MARKET'],
       timeInForce: ['GTC', 'IOC', 'FOK', 'GTX', 'GTD'], permissionSets: ['GRID', 'COPY'],
     })),
@@ -404,13 +415,13 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   const futuresOrder = (o: PaperOrder, status = 'NEW') => ({
     orderId: o.orderId, symbol: o.symbol, status, clientOrderId: o.clientOrderId, price: o.price, avgPrice: '0',
     origQty: o.origQty, executedQty: status === 'FILLED' ? o.origQty : '0', cumQuote: '0', timeInForce: 'GTC',
-    type: o.type, reduceOnly: o.reduceOnly, closePosition: false, side: o.side, positionSide: 'BOTH',
+    type: o.type, reduceOnly: o.reduceOnly, closePosition: false, side: o.side, positionSide: o.positionSide,
     stopPrice: o.stopPrice, workingType: 'CONTRACT_PRICE', priceProtect: false, origType: o.type, priceMatch: 'NONE',
     selfTradePreventionMode: 'EXPIRE_MAKER', goodTillDate: 0, time: o.time, updateTime: o.time,
   });
   const algoOrder = (o: PaperOrder, status = 'NEW') => ({
     algoId: o.orderId, clientAlgoId: o.clientOrderId, algoType: 'CONDITIONAL', orderType: o.type, symbol: o.symbol,
-    side: o.side, positionSide: 'BOTH', timeInForce: 'GTC', quantity: o.origQty, algoStatus: status,
+    side: o.side, positionSide: o.positionSide, timeInForce: 'GTC', quantity: o.origQty, algoStatus: status,
     triggerPrice: o.stopPrice, price: o.price, icebergQuantity: null, selfTradePreventionMode: 'EXPIRE_MAKER',
     workingType: 'CONTRACT_PRICE', priceMatch: 'NONE', closePosition: false, priceProtect: false, reduceOnly: o.reduceOnly,
     createTime: o.time, updateTime: o.time, triggerTime: 0, goodTillDate: 0,
@@ -420,7 +431,7 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
       const mark = exchange.priceOfSymbol(p.symbol, 'futures');
       const notional = mark.times(p.positionAmt);
       return {
-        symbol: p.symbol, positionSide: 'BOTH', positionAmt: p.positionAmt, entryPrice: p.entryPrice, breakEvenPrice: p.entryPrice,
+        symbol: p.symbol, positionSide: p.positionSide ?? 'BOTH', positionAmt: p.positionAmt, entryPrice: p.entryPrice, breakEvenPrice: p.entryPrice,
         markPrice: toDecimalString(mark), unRealizedProfit: toDecimalString(exchange.unrealizedPnl(p)), liquidationPrice: '0',
         isolatedMargin: '0', notional: toDecimalString(notional), marginAsset: exchange.requireListing(p.symbol, 'futures').quote, isolatedWallet: '0',
         initialMargin: toDecimalString(notional.abs().div(10)), maintMargin: toDecimalString(notional.abs().div(100)),
@@ -451,7 +462,7 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
       totalCrossUnPnl: total('unrealizedProfit'), availableBalance: total('marginBalance'), maxWithdrawAmount: total('walletBalance'),
       assets,
       positions: positions.map((p) => ({
-        symbol: p.symbol, positionSide: 'BOTH', positionAmt: p.positionAmt, unrealizedProfit: p.unRealizedProfit,
+        symbol: p.symbol, positionSide: p.positionSide, positionAmt: p.positionAmt, unrealizedProfit: p.unRealizedProfit,
         isolatedMargin: '0', notional: p.notional, isolatedWallet: '0', initialMargin: p.initialMargin, maintMargin: p.maintMargin, updateTime: p.updateTime,
       })),
     };
@@ -478,7 +489,9 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     return { code: 200, msg: 'The operation of cancel all open order is done.' };
   });
   signed('POST', '/fapi/v1/order', (p) => {
-    const order = exchange.placeOrder(newOrder('futures', p));
+    const request = newOrder('futures', p);
+    exchange.checkNewFuturesOrder(request);
+    const order = exchange.placeOrder(request);
     return futuresOrder(order, order.type === 'MARKET' ? 'FILLED' : 'NEW');
   });
   signed('POST', '/fapi/v1/algoOrder', (p) => algoOrder(exchange.placeOrder({ ...newOrder('futures', p), stopPrice: requireParam(p, 'triggerPrice') })));
@@ -500,7 +513,9 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
       quantity: requireParam(p, 'quantity'),
       price: p.price,
       stopPrice: p.stopPrice,
-      reduceOnly: p.reduceOnly === 'true',
+      // Absent stays absent: Hedge Mode refuses the parameter whenever it is sent (-1106), even "false".
+      reduceOnly: p.reduceOnly === undefined ? undefined : p.reduceOnly === 'true',
+      positionSide: p.positionSide,
       clientOrderId: p.newClientOrderId ?? p.clientAlgoId,
     };
   }
@@ -517,10 +532,22 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     requests.clear();
     rateLimits.reset();
     return exchange.snapshot();
+  // USDⓈ-M "New Order (TRADE)": checked as Binance does before it reaches the book (position side against the
+  // account's mode, LOT_SIZE / MARKET_LOT_SIZE / PRICE_FILTER, conditional types -4120): see checkNewFuturesOrder.
   });
   // Request-weight limits: { "spotWeightPerMinute": 6000, "futuresWeightPerMinute": 2400, "banAfterIgnored": 10,
   // "firstBanSeconds": 120 } (any subset; Binance's values by default). Starts fresh windows and lifts bans.
   app.get('/control/limits', async () => ({ ...rateLimits.config, used: { spot: rateLimits.used('spot', Date.now()), futures: rateLimits.used('futures', Date.now()) } }));
+  // "Get Current Position Mode (USER_DATA)" GET /fapi/v1/positionSide/dual: {"dualSidePosition": true} = Hedge Mode.
+  signed('GET', '/fapi/v1/positionSide/dual', () => ({ dualSidePosition: exchange.dualSidePosition }));
+  // "Change Position Mode (TRADE)" POST /fapi/v1/positionSide/dual, dualSidePosition "true" | "false"; refused with
+  // -4059 / -4067 / -4068 (PaperExchange.setPositionMode).
+  signed('POST', '/fapi/v1/positionSide/dual', (p) => {
+    const value = requireParam(p, 'dualSidePosition');
+    if (value !== 'true' && value !== 'false') throw new PaperBookError(-1100, "Illegal characters found in parameter 'dualSidePosition'; legal range is 'true, false'.");
+    exchange.setPositionMode(value === 'true');
+    return { code: 200, msg: 'success' };
+  });
   app.post<{ Body: Partial<PaperRateLimits> }>('/control/limits', async (req, reply) => {
     try {
       return rateLimits.configure(req.body ?? {});
@@ -610,3 +637,22 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     },
   };
 }
+  // Every order the book accepted (market orders included, which fill at once and never rest), oldest first.
+  app.get('/control/orderLog', async () => exchange.orderLog);
+  // The account's position mode: { "dualSidePosition": true } for Hedge Mode. Same rules as the venue endpoint
+  // (no change while a futures position or order is open), except that setting the current mode again is fine.
+  app.post<{ Body: { dualSidePosition?: unknown } }>('/control/positionMode', async (req) => {
+    const dual = req.body?.dualSidePosition;
+    if (typeof dual !== 'boolean') throw new PaperBookError(-1100, 'expected { "dualSidePosition": true | false }');
+    exchange.setPositionMode(dual, { control: true });
+    return { dualSidePosition: exchange.dualSidePosition };
+  });
+  app.get('/control/positionMode', async () => ({ dualSidePosition: exchange.dualSidePosition }));
+  // Changes futures filters per symbol: { "BTCUSDT": { "MARKET_LOT_SIZE": { "maxQty": "0.5" } } }; answers the
+  // resulting filters of the symbols named.
+  app.post<{ Body: Record<string, PaperFiltersInput> }>('/control/filters', async (req) => {
+    const body = req.body;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new PaperBookError(-1100, 'expected { "SYMBOL": { "MARKET_LOT_SIZE": { "maxQty": "..." } } }');
+    return Object.fromEntries(Object.entries(body).map(([symbol, input]) => [symbol, exchange.setFilters(symbol, input)]));
+  });
+  app.get<{ Params: { symbol: string } }>('/control/filters/:symbol', async (req) => exchange.futuresFilters(exchange.requireListing(req.params.symbol, 'futures').symbol));
