@@ -91,23 +91,48 @@ async function main(): Promise<void> {
   const credentials = { apiKey: randomBytes(16).toString('hex'), secret: randomBytes(32).toString('hex') };
   const paper: PaperServer = await startPaperServer({ credentials: [credentials] });
   paper.exchange.seed({ spotBalances: { USDT: '6000' }, futuresBalances: { USDT: '4000' } });
-  // rateLimitMs 1: the paper exchange has no limits; guard and baseline use the same setting.
-  const venueClients = () =>
+  // Unthrottled figures: rateLimitMs 1 (ccxt's limiter at 1 ms per weight) and the paper exchange's limits lifted;
+  // guard and baseline use the same setting. Section 3 also measures under Binance's real limits (see there).
+  const UNLIMITED = { spotWeightPerMinute: 1e9, futuresWeightPerMinute: 1e9 };
+  paper.rateLimits.configure(UNLIMITED);
+  /** Venue clients: `rateLimitMs` 1 (unthrottled), a number (ccxt's limiter at that rate), or none (the request budget alone). */
+  const venueClients = (rateLimitMs: number | undefined = 1) =>
     new Map(
       [
-        createVenueClient({ id: SPOT_VENUE, exchange: 'binance', routeTo: paper.url, timeoutMs: 10_000, rateLimitMs: 1 }, credentials),
-        createVenueClient({ id: PERP_VENUE, exchange: 'binanceusdm', routeTo: paper.url, timeoutMs: 10_000, rateLimitMs: 1 }, credentials),
+        createVenueClient({ id: SPOT_VENUE, exchange: 'binance', routeTo: paper.url, timeoutMs: 10_000, rateLimitMs }, credentials),
+        createVenueClient({ id: PERP_VENUE, exchange: 'binanceusdm', routeTo: paper.url, timeoutMs: 10_000, rateLimitMs }, credentials),
       ].map((v) => [v.id, v]),
     );
 
   // ---- 2. report latency, and 3. trigger-to-flat, with an in-process worker ------------------------------------
   /** Runs `work` with a guard worker in this process on a task queue of its own. */
-  const withInProcessWorker = async (name: string, work: (breaker: BreakerClient) => Promise<void>) => {
+  const withInProcessWorker = async (name: string, work: (breaker: BreakerClient) => Promise<void>, venues = venueClients()) => {
     const taskQueue = `bench-${name}-${randomBytes(3).toString('hex')}`;
     const native = await NativeConnection.connect({ address: server.address });
-    const worker = await createGuardWorker({ connection: native, venues: venueClients(), taskQueue, workflowBundle: { codePath: workflowBundle } });
+    const worker = await createGuardWorker({ connection: native, venues, taskQueue, workflowBundle: { codePath: workflowBundle } });
     await worker.runUntil(() => work(new BreakerClient(client, taskQueue)));
     await native.close();
+  };
+
+  const flatAfter = async (t: bigint) => {
+    while (paper.exchange.snapshot().openOrders.total > 0) await sleep(1);
+    return ms(t);
+  };
+  /** Guard trigger-to-flat runs: a breaching report, then until the paper exchange holds no open order. */
+  const guardFlattens = async (breaker: BreakerClient, orders: number, runs: number, label: string): Promise<number[]> => {
+    const samples: number[] = [];
+    for (let run = 0; run < runs; run++) {
+      paper.exchange.seed({ orders: spreadOrders(orders) });
+      const id = `bench-flat-${label}-${orders}-${run}-${randomBytes(2).toString('hex')}`;
+      await breaker.startGuard({ accountId: id, initialCapital: '10000', venues: [SPOT_VENUE, PERP_VENUE], valuationIntervalSeconds: 3600 });
+      await breaker.report(id, report(PERP_VENUE, 1, '4000'));
+      await breaker.report(id, report(SPOT_VENUE, 1, '6000'));
+      const t = process.hrtime.bigint();
+      await breaker.report(id, report(SPOT_VENUE, 2, '5000'));
+      samples.push(await flatAfter(t));
+      await breaker.handle(id).terminate('bench');
+    }
+    return samples;
   };
 
   if (SECTIONS.has('2') || SECTIONS.has('3')) {
@@ -117,14 +142,14 @@ async function main(): Promise<void> {
       await breaker.report(accountId, report(PERP_VENUE, 1, '4000'));
       for (let i = 0; i < 50; i++) await breaker.report(accountId, report(SPOT_VENUE, i + 1, '6000')); // warm-up
       const updates: number[] = [];
-      for (let i = 0; i < 1_000; i++) {
+      for (let i = 0; i < (SECTIONS.has('2') ? 1_000 : 0); i++) {
         const t = process.hrtime.bigint();
         await breaker.report(accountId, report(SPOT_VENUE, 100 + i, i % 2 ? '6000' : '5990'));
         updates.push(ms(t));
       }
       const signals: number[] = [];
       const handle = breaker.handle(accountId);
-      for (let i = 0; i < 1_000; i++) {
+      for (let i = 0; i < (SECTIONS.has('2') ? 1_000 : 0); i++) {
         const seq = 2_000 + i;
         const t = process.hrtime.bigint();
         await breaker.signalReport(accountId, report(SPOT_VENUE, seq, '6000'));
@@ -133,7 +158,7 @@ async function main(): Promise<void> {
         }
         signals.push(ms(t));
       }
-      Object.assign(results, {
+      if (SECTIONS.has('2')) Object.assign(results, {
         reportUpdate_p50_ms: round(percentile(updates, 50)),
         reportUpdate_p99_ms: round(percentile(updates, 99)),
         reportUpdate_max_ms: round(Math.max(...updates)),
@@ -141,17 +166,13 @@ async function main(): Promise<void> {
         reportSignalToQuery_p99_ms: round(percentile(signals, 99)),
         reportSignalToQuery_max_ms: round(Math.max(...signals)),
       });
-      say(`2. report latency over 1,000 reports: update p50 ${results.reportUpdate_p50_ms} ms, p99 ${results.reportUpdate_p99_ms} ms, max ${results.reportUpdate_max_ms} ms; signal→query p50 ${results.reportSignalToQuery_p50_ms} ms, p99 ${results.reportSignalToQuery_p99_ms} ms, max ${results.reportSignalToQuery_max_ms} ms`);
+      if (SECTIONS.has('2')) say(`2. report latency over 1,000 reports: update p50 ${results.reportUpdate_p50_ms} ms, p99 ${results.reportUpdate_p99_ms} ms, max ${results.reportUpdate_max_ms} ms; signal→query p50 ${results.reportSignalToQuery_p50_ms} ms, p99 ${results.reportSignalToQuery_p99_ms} ms, max ${results.reportSignalToQuery_max_ms} ms`);
       await handle.terminate('bench');
 
       // 3. trigger-to-flat
       const config = parseAccountConfig({ accountId: 'baseline', initialCapital: '10000', venues: [SPOT_VENUE, PERP_VENUE] });
       if (!config.ok) throw new Error(config.error);
-      const flatAfter = async (t: bigint) => {
-        while (paper.exchange.snapshot().openOrders.total > 0) await sleep(1);
-        return ms(t);
-      };
-      for (const orders of [10, 100, 1_000]) {
+      for (const orders of SECTIONS.has('3') ? [10, 100, 1_000] : []) {
         const guardRuns: number[] = [];
         const baselineRuns: number[] = [];
         for (let run = 0; run < (orders === 1_000 ? 3 : 5); run++) {
@@ -185,6 +206,30 @@ async function main(): Promise<void> {
         say(`3. trigger-to-flat, ${orders} orders on 2 venues / 20 symbols: guard p50 ${round(g)} ms (max ${round(Math.max(...guardRuns))}), in-process baseline p50 ${round(b)} ms (max ${round(Math.max(...baselineRuns))}), ratio ${round(g / b)}`);
       }
     });
+  }
+
+  // ---- 3b. trigger-to-flat under Binance's real limits -------------------------------------------------------------
+  // The paper exchange at Binance's limits and weights (spot 6,000, USDⓈ-M 2,400 per minute); the guard's venue
+  // clients with the request budget alone (no rateLimitMs), then with ccxt's own limiter at its Binance default
+  // (rateLimit 50 ms per unit of weight) for comparison. 100 orders on 2 venues, as the unthrottled row.
+  if (SECTIONS.has('3')) {
+    const orders = 100;
+    paper.rateLimits.configure({ spotWeightPerMinute: 6_000, futuresWeightPerMinute: 2_400 });
+    let budgetRuns: number[] = [];
+    let ccxtRuns: number[] = [];
+    await withInProcessWorker('flat-budget', async (breaker) => void (budgetRuns = await guardFlattens(breaker, orders, 5, 'budget')), venueClients(undefined));
+    await withInProcessWorker('flat-ccxt', async (breaker) => void (ccxtRuns = await guardFlattens(breaker, orders, 3, 'ccxt')), venueClients(50));
+    const limits = await (await fetch(`${paper.url}/control/limits`)).json() as { used: { spot: number; futures: number } };
+    Object.assign(results, {
+      [`triggerToFlat_${orders}orders_realLimits_budget_p50_ms`]: round(median(budgetRuns)),
+      [`triggerToFlat_${orders}orders_realLimits_budget_max_ms`]: round(Math.max(...budgetRuns)),
+      [`triggerToFlat_${orders}orders_realLimits_ccxtDefaultLimiter_p50_ms`]: round(median(ccxtRuns)),
+      [`triggerToFlat_${orders}orders_realLimits_ccxtDefaultLimiter_max_ms`]: round(Math.max(...ccxtRuns)),
+      [`triggerToFlat_realLimits_venue_429s`]: paper.rateLimits.answered.tooMany,
+      [`triggerToFlat_realLimits_venue_418s`]: paper.rateLimits.answered.banned,
+    });
+    say(`3b. trigger-to-flat, ${orders} orders on 2 venues under Binance's real limits (spot 6,000 / USDⓈ-M 2,400 weight per minute): guard with the request budget p50 ${round(median(budgetRuns))} ms (max ${round(Math.max(...budgetRuns))}), with ccxt's default limiter p50 ${round(median(ccxtRuns))} ms (max ${round(Math.max(...ccxtRuns))}); unthrottled p50 ${results[`triggerToFlat_${orders}orders_guard_p50_ms`] ?? 'n/a'} ms; venue answered ${paper.rateLimits.answered.tooMany} × 429, ${paper.rateLimits.answered.banned} × 418 (weight used this minute: spot ${limits.used.spot}, futures ${limits.used.futures})`);
+    paper.rateLimits.configure(UNLIMITED);
   }
 
   // ---- 4. guards per worker, worker in its own process ---------------------------------------------------------

@@ -250,17 +250,6 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
       : { filterType: 'MIN_NOTIONAL', notional: '5' },
     { filterType: 'MAX_NUM_ORDERS', maxNumOrders: market === 'spot' ? 200 : 200, limit: 200 },
   ];
-  // A futures symbol's PRICE_FILTER, LOT_SIZE and MARKET_LOT_SIZE are its own (realistic for BTCUSDT and ETHUSDT,
-  // changeable with POST /control/filters; see PaperExchange.futuresFilters), and POST /fapi/v1/order enforces them.
-  const futuresFilters = (symbol: string) => {
-    const own = exchange.futuresFilters(symbol);
-    return [
-      { filterType: 'PRICE_FILTER', ...own.PRICE_FILTER },
-      { filterType: 'LOT_SIZE', ...own.LOT_SIZE },
-      { filterType: 'MARKET_LOT_SIZE', ...own.MARKET_LOT_SIZE },
-      ...filters('futures').filter((f) => !['PRICE_FILTER', 'LOT_SIZE', 'MARKET_LOT_SIZE'].includes(f.filterType)),
-    ];
-  };
 
   app.get('/api/v3/ping', async () => ({}));
   // "Check server time": { "serverTime": 1499827319559 } (spot_api.yaml /api/v3/time; USDⓈ-M /fapi/v1/time alike),
@@ -301,6 +290,17 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     exchangeFilters: [],
     symbols: requestedSpotListings(req).map(({ symbol, base, quote }) => ({
       symbol, status: 'TRADING', baseAsset: base, baseAssetPrecision: 8, quoteAsset: quote, quotePrecision: 8,
+  // A futures symbol's PRICE_FILTER, LOT_SIZE and MARKET_LOT_SIZE are its own (realistic for BTCUSDT and ETHUSDT,
+  // changeable with POST /control/filters; see PaperExchange.futuresFilters), and POST /fapi/v1/order enforces them.
+  const futuresFilters = (symbol: string) => {
+    const own = exchange.futuresFilters(symbol);
+    return [
+      { filterType: 'PRICE_FILTER', ...own.PRICE_FILTER },
+      { filterType: 'LOT_SIZE', ...own.LOT_SIZE },
+      { filterType: 'MARKET_LOT_SIZE', ...own.MARKET_LOT_SIZE },
+      ...filters('futures').filter((f) => !['PRICE_FILTER', 'LOT_SIZE', 'MARKET_LOT_SIZE'].includes(f.filterType)),
+    ];
+  };
       quoteAssetPrecision: 8, baseCommissionPrecision: 8, quoteCommissionPrecision: 8,
       orderTypes: ['LIMIT', 'LIMIT_MAKER', 'MARKET', 'STOP_LOSS_LIMIT', 'TAKE_PROFIT_LIMIT'],
       icebergAllowed: true, ocoAllowed: true, otoAllowed: true, quoteOrderQtyMarketAllowed: true, allowTrailingStop: true,
@@ -488,23 +488,11 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     exchange.cancelAll('futures', true, requireParam(p, 'symbol'));
     return { code: 200, msg: 'The operation of cancel all open order is done.' };
   });
-  // USDⓈ-M "New Order (TRADE)": checked as Binance does before it reaches the book (position side against the
-  // account's mode, LOT_SIZE / MARKET_LOT_SIZE / PRICE_FILTER, conditional types -4120): see checkNewFuturesOrder.
   signed('POST', '/fapi/v1/order', (p) => {
     const request = newOrder('futures', p);
     exchange.checkNewFuturesOrder(request);
     const order = exchange.placeOrder(request);
     return futuresOrder(order, order.type === 'MARKET' ? 'FILLED' : 'NEW');
-  });
-  // "Get Current Position Mode (USER_DATA)" GET /fapi/v1/positionSide/dual: {"dualSidePosition": true} = Hedge Mode.
-  signed('GET', '/fapi/v1/positionSide/dual', () => ({ dualSidePosition: exchange.dualSidePosition }));
-  // "Change Position Mode (TRADE)" POST /fapi/v1/positionSide/dual, dualSidePosition "true" | "false"; refused with
-  // -4059 / -4067 / -4068 (PaperExchange.setPositionMode).
-  signed('POST', '/fapi/v1/positionSide/dual', (p) => {
-    const value = requireParam(p, 'dualSidePosition');
-    if (value !== 'true' && value !== 'false') throw new PaperBookError(-1100, "Illegal characters found in parameter 'dualSidePosition'; legal range is 'true, false'.");
-    exchange.setPositionMode(value === 'true');
-    return { code: 200, msg: 'success' };
   });
   signed('POST', '/fapi/v1/algoOrder', (p) => algoOrder(exchange.placeOrder({ ...newOrder('futures', p), stopPrice: requireParam(p, 'triggerPrice') })));
   signed('DELETE', '/fapi/v1/order', (p) =>
@@ -544,10 +532,22 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     requests.clear();
     rateLimits.reset();
     return exchange.snapshot();
+  // USDⓈ-M "New Order (TRADE)": checked as Binance does before it reaches the book (position side against the
+  // account's mode, LOT_SIZE / MARKET_LOT_SIZE / PRICE_FILTER, conditional types -4120): see checkNewFuturesOrder.
   });
   // Request-weight limits: { "spotWeightPerMinute": 6000, "futuresWeightPerMinute": 2400, "banAfterIgnored": 10,
   // "firstBanSeconds": 120 } (any subset; Binance's values by default). Starts fresh windows and lifts bans.
   app.get('/control/limits', async () => ({ ...rateLimits.config, used: { spot: rateLimits.used('spot', Date.now()), futures: rateLimits.used('futures', Date.now()) } }));
+  // "Get Current Position Mode (USER_DATA)" GET /fapi/v1/positionSide/dual: {"dualSidePosition": true} = Hedge Mode.
+  signed('GET', '/fapi/v1/positionSide/dual', () => ({ dualSidePosition: exchange.dualSidePosition }));
+  // "Change Position Mode (TRADE)" POST /fapi/v1/positionSide/dual, dualSidePosition "true" | "false"; refused with
+  // -4059 / -4067 / -4068 (PaperExchange.setPositionMode).
+  signed('POST', '/fapi/v1/positionSide/dual', (p) => {
+    const value = requireParam(p, 'dualSidePosition');
+    if (value !== 'true' && value !== 'false') throw new PaperBookError(-1100, "Illegal characters found in parameter 'dualSidePosition'; legal range is 'true, false'.");
+    exchange.setPositionMode(value === 'true');
+    return { code: 200, msg: 'success' };
+  });
   app.post<{ Body: Partial<PaperRateLimits> }>('/control/limits', async (req, reply) => {
     try {
       return rateLimits.configure(req.body ?? {});
@@ -585,25 +585,6 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   });
   app.post<{ Body: NewPaperOrder }>('/control/orders', async (req) => exchange.placeOrder(req.body));
   app.get('/control/orders', async () => [...exchange.orders.values()]);
-  // Every order the book accepted (market orders included, which fill at once and never rest), oldest first.
-  app.get('/control/orderLog', async () => exchange.orderLog);
-  // The account's position mode: { "dualSidePosition": true } for Hedge Mode. Same rules as the venue endpoint
-  // (no change while a futures position or order is open), except that setting the current mode again is fine.
-  app.post<{ Body: { dualSidePosition?: unknown } }>('/control/positionMode', async (req) => {
-    const dual = req.body?.dualSidePosition;
-    if (typeof dual !== 'boolean') throw new PaperBookError(-1100, 'expected { "dualSidePosition": true | false }');
-    exchange.setPositionMode(dual, { control: true });
-    return { dualSidePosition: exchange.dualSidePosition };
-  });
-  app.get('/control/positionMode', async () => ({ dualSidePosition: exchange.dualSidePosition }));
-  // Changes futures filters per symbol: { "BTCUSDT": { "MARKET_LOT_SIZE": { "maxQty": "0.5" } } }; answers the
-  // resulting filters of the symbols named.
-  app.post<{ Body: Record<string, PaperFiltersInput> }>('/control/filters', async (req) => {
-    const body = req.body;
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new PaperBookError(-1100, 'expected { "SYMBOL": { "MARKET_LOT_SIZE": { "maxQty": "..." } } }');
-    return Object.fromEntries(Object.entries(body).map(([symbol, input]) => [symbol, exchange.setFilters(symbol, input)]));
-  });
-  app.get<{ Params: { symbol: string } }>('/control/filters/:symbol', async (req) => exchange.futuresFilters(exchange.requireListing(req.params.symbol, 'futures').symbol));
   app.get('/control/state', async () => exchange.snapshot());
   app.post<{ Body: FaultRuleInput }>('/control/faults', async (req, reply) => {
     try {
@@ -656,3 +637,22 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     },
   };
 }
+  // Every order the book accepted (market orders included, which fill at once and never rest), oldest first.
+  app.get('/control/orderLog', async () => exchange.orderLog);
+  // The account's position mode: { "dualSidePosition": true } for Hedge Mode. Same rules as the venue endpoint
+  // (no change while a futures position or order is open), except that setting the current mode again is fine.
+  app.post<{ Body: { dualSidePosition?: unknown } }>('/control/positionMode', async (req) => {
+    const dual = req.body?.dualSidePosition;
+    if (typeof dual !== 'boolean') throw new PaperBookError(-1100, 'expected { "dualSidePosition": true | false }');
+    exchange.setPositionMode(dual, { control: true });
+    return { dualSidePosition: exchange.dualSidePosition };
+  });
+  app.get('/control/positionMode', async () => ({ dualSidePosition: exchange.dualSidePosition }));
+  // Changes futures filters per symbol: { "BTCUSDT": { "MARKET_LOT_SIZE": { "maxQty": "0.5" } } }; answers the
+  // resulting filters of the symbols named.
+  app.post<{ Body: Record<string, PaperFiltersInput> }>('/control/filters', async (req) => {
+    const body = req.body;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new PaperBookError(-1100, 'expected { "SYMBOL": { "MARKET_LOT_SIZE": { "maxQty": "..." } } }');
+    return Object.fromEntries(Object.entries(body).map(([symbol, input]) => [symbol, exchange.setFilters(symbol, input)]));
+  });
+  app.get<{ Params: { symbol: string } }>('/control/filters/:symbol', async (req) => exchange.futuresFilters(exchange.requireListing(req.params.symbol, 'futures').symbol));
