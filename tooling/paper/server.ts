@@ -250,6 +250,17 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
       : { filterType: 'MIN_NOTIONAL', notional: '5' },
     { filterType: 'MAX_NUM_ORDERS', maxNumOrders: market === 'spot' ? 200 : 200, limit: 200 },
   ];
+  // A futures symbol's PRICE_FILTER, LOT_SIZE and MARKET_LOT_SIZE are its own (realistic for BTCUSDT and ETHUSDT,
+  // changeable with POST /control/filters; see PaperExchange.futuresFilters), and POST /fapi/v1/order enforces them.
+  const futuresFilters = (symbol: string) => {
+    const own = exchange.futuresFilters(symbol);
+    return [
+      { filterType: 'PRICE_FILTER', ...own.PRICE_FILTER },
+      { filterType: 'LOT_SIZE', ...own.LOT_SIZE },
+      { filterType: 'MARKET_LOT_SIZE', ...own.MARKET_LOT_SIZE },
+      ...filters('futures').filter((f) => !['PRICE_FILTER', 'LOT_SIZE', 'MARKET_LOT_SIZE'].includes(f.filterType)),
+    ];
+  };
 
   app.get('/api/v3/ping', async () => ({}));
   // "Check server time": { "serverTime": 1499827319559 } (spot_api.yaml /api/v3/time; USDⓈ-M /fapi/v1/time alike),
@@ -290,17 +301,6 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     exchangeFilters: [],
     symbols: requestedSpotListings(req).map(({ symbol, base, quote }) => ({
       symbol, status: 'TRADING', baseAsset: base, baseAssetPrecision: 8, quoteAsset: quote, quotePrecision: 8,
-  // A futures symbol's PRICE_FILTER, LOT_SIZE and MARKET_LOT_SIZE are its own (realistic for BTCUSDT and ETHUSDT,
-  // changeable with POST /control/filters; see PaperExchange.futuresFilters), and POST /fapi/v1/order enforces them.
-  const futuresFilters = (symbol: string) => {
-    const own = exchange.futuresFilters(symbol);
-    return [
-      { filterType: 'PRICE_FILTER', ...own.PRICE_FILTER },
-      { filterType: 'LOT_SIZE', ...own.LOT_SIZE },
-      { filterType: 'MARKET_LOT_SIZE', ...own.MARKET_LOT_SIZE },
-      ...filters('futures').filter((f) => !['PRICE_FILTER', 'LOT_SIZE', 'MARKET_LOT_SIZE'].includes(f.filterType)),
-    ];
-  };
       quoteAssetPrecision: 8, baseCommissionPrecision: 8, quoteCommissionPrecision: 8,
       orderTypes: ['LIMIT', 'LIMIT_MAKER', 'MARKET', 'STOP_LOSS_LIMIT', 'TAKE_PROFIT_LIMIT'],
       icebergAllowed: true, ocoAllowed: true, otoAllowed: true, quoteOrderQtyMarketAllowed: true, allowTrailingStop: true,
@@ -621,22 +621,6 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     faults.release(Number(req.params.id)) ? { released: true } : reply.code(404).send({ error: 'no such held request' }),
   );
 
-  const address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
-  const port = (app.server.address() as { port: number }).port;
-  return {
-    url: address,
-    port,
-    exchange,
-    faults,
-    requests,
-    rateLimits,
-    app,
-    close: async () => {
-      faults.clear();
-      await app.close();
-    },
-  };
-}
   // Every order the book accepted (market orders included, which fill at once and never rest), oldest first.
   app.get('/control/orderLog', async () => exchange.orderLog);
   // The account's position mode: { "dualSidePosition": true } for Hedge Mode. Same rules as the venue endpoint
@@ -656,3 +640,20 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     return Object.fromEntries(Object.entries(body).map(([symbol, input]) => [symbol, exchange.setFilters(symbol, input)]));
   });
   app.get<{ Params: { symbol: string } }>('/control/filters/:symbol', async (req) => exchange.futuresFilters(exchange.requireListing(req.params.symbol, 'futures').symbol));
+
+  const address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
+  const port = (app.server.address() as { port: number }).port;
+  return {
+    url: address,
+    port,
+    exchange,
+    faults,
+    requests,
+    rateLimits,
+    app,
+    close: async () => {
+      faults.clear();
+      await app.close();
+    },
+  };
+}
