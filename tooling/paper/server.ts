@@ -488,11 +488,23 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     exchange.cancelAll('futures', true, requireParam(p, 'symbol'));
     return { code: 200, msg: 'The operation of cancel all open order is done.' };
   });
+  // USDⓈ-M "New Order (TRADE)": checked as Binance does before it reaches the book (position side against the
+  // account's mode, LOT_SIZE / MARKET_LOT_SIZE / PRICE_FILTER, conditional types -4120): see checkNewFuturesOrder.
   signed('POST', '/fapi/v1/order', (p) => {
     const request = newOrder('futures', p);
     exchange.checkNewFuturesOrder(request);
     const order = exchange.placeOrder(request);
     return futuresOrder(order, order.type === 'MARKET' ? 'FILLED' : 'NEW');
+  });
+  // "Get Current Position Mode (USER_DATA)" GET /fapi/v1/positionSide/dual: {"dualSidePosition": true} = Hedge Mode.
+  signed('GET', '/fapi/v1/positionSide/dual', () => ({ dualSidePosition: exchange.dualSidePosition }));
+  // "Change Position Mode (TRADE)" POST /fapi/v1/positionSide/dual, dualSidePosition "true" | "false"; refused with
+  // -4059 / -4067 / -4068 (PaperExchange.setPositionMode).
+  signed('POST', '/fapi/v1/positionSide/dual', (p) => {
+    const value = requireParam(p, 'dualSidePosition');
+    if (value !== 'true' && value !== 'false') throw new PaperBookError(-1100, "Illegal characters found in parameter 'dualSidePosition'; legal range is 'true, false'.");
+    exchange.setPositionMode(value === 'true');
+    return { code: 200, msg: 'success' };
   });
   signed('POST', '/fapi/v1/algoOrder', (p) => algoOrder(exchange.placeOrder({ ...newOrder('futures', p), stopPrice: requireParam(p, 'triggerPrice') })));
   signed('DELETE', '/fapi/v1/order', (p) =>
@@ -532,22 +544,10 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     requests.clear();
     rateLimits.reset();
     return exchange.snapshot();
-  // USDⓈ-M "New Order (TRADE)": checked as Binance does before it reaches the book (position side against the
-  // account's mode, LOT_SIZE / MARKET_LOT_SIZE / PRICE_FILTER, conditional types -4120): see checkNewFuturesOrder.
   });
   // Request-weight limits: { "spotWeightPerMinute": 6000, "futuresWeightPerMinute": 2400, "banAfterIgnored": 10,
   // "firstBanSeconds": 120 } (any subset; Binance's values by default). Starts fresh windows and lifts bans.
   app.get('/control/limits', async () => ({ ...rateLimits.config, used: { spot: rateLimits.used('spot', Date.now()), futures: rateLimits.used('futures', Date.now()) } }));
-  // "Get Current Position Mode (USER_DATA)" GET /fapi/v1/positionSide/dual: {"dualSidePosition": true} = Hedge Mode.
-  signed('GET', '/fapi/v1/positionSide/dual', () => ({ dualSidePosition: exchange.dualSidePosition }));
-  // "Change Position Mode (TRADE)" POST /fapi/v1/positionSide/dual, dualSidePosition "true" | "false"; refused with
-  // -4059 / -4067 / -4068 (PaperExchange.setPositionMode).
-  signed('POST', '/fapi/v1/positionSide/dual', (p) => {
-    const value = requireParam(p, 'dualSidePosition');
-    if (value !== 'true' && value !== 'false') throw new PaperBookError(-1100, "Illegal characters found in parameter 'dualSidePosition'; legal range is 'true, false'.");
-    exchange.setPositionMode(value === 'true');
-    return { code: 200, msg: 'success' };
-  });
   app.post<{ Body: Partial<PaperRateLimits> }>('/control/limits', async (req, reply) => {
     try {
       return rateLimits.configure(req.body ?? {});
@@ -585,6 +585,25 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   });
   app.post<{ Body: NewPaperOrder }>('/control/orders', async (req) => exchange.placeOrder(req.body));
   app.get('/control/orders', async () => [...exchange.orders.values()]);
+  // Every order the book accepted (market orders included, which fill at once and never rest), oldest first.
+  app.get('/control/orderLog', async () => exchange.orderLog);
+  // The account's position mode: { "dualSidePosition": true } for Hedge Mode. Same rules as the venue endpoint
+  // (no change while a futures position or order is open), except that setting the current mode again is fine.
+  app.post<{ Body: { dualSidePosition?: unknown } }>('/control/positionMode', async (req) => {
+    const dual = req.body?.dualSidePosition;
+    if (typeof dual !== 'boolean') throw new PaperBookError(-1100, 'expected { "dualSidePosition": true | false }');
+    exchange.setPositionMode(dual, { control: true });
+    return { dualSidePosition: exchange.dualSidePosition };
+  });
+  app.get('/control/positionMode', async () => ({ dualSidePosition: exchange.dualSidePosition }));
+  // Changes futures filters per symbol: { "BTCUSDT": { "MARKET_LOT_SIZE": { "maxQty": "0.5" } } }; answers the
+  // resulting filters of the symbols named.
+  app.post<{ Body: Record<string, PaperFiltersInput> }>('/control/filters', async (req) => {
+    const body = req.body;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new PaperBookError(-1100, 'expected { "SYMBOL": { "MARKET_LOT_SIZE": { "maxQty": "..." } } }');
+    return Object.fromEntries(Object.entries(body).map(([symbol, input]) => [symbol, exchange.setFilters(symbol, input)]));
+  });
+  app.get<{ Params: { symbol: string } }>('/control/filters/:symbol', async (req) => exchange.futuresFilters(exchange.requireListing(req.params.symbol, 'futures').symbol));
   app.get('/control/state', async () => exchange.snapshot());
   app.post<{ Body: FaultRuleInput }>('/control/faults', async (req, reply) => {
     try {
@@ -620,26 +639,6 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   app.post<{ Params: { id: string } }>('/control/holds/:id/release', async (req, reply) =>
     faults.release(Number(req.params.id)) ? { released: true } : reply.code(404).send({ error: 'no such held request' }),
   );
-
-  // Every order the book accepted (market orders included, which fill at once and never rest), oldest first.
-  app.get('/control/orderLog', async () => exchange.orderLog);
-  // The account's position mode: { "dualSidePosition": true } for Hedge Mode. Same rules as the venue endpoint
-  // (no change while a futures position or order is open), except that setting the current mode again is fine.
-  app.post<{ Body: { dualSidePosition?: unknown } }>('/control/positionMode', async (req) => {
-    const dual = req.body?.dualSidePosition;
-    if (typeof dual !== 'boolean') throw new PaperBookError(-1100, 'expected { "dualSidePosition": true | false }');
-    exchange.setPositionMode(dual, { control: true });
-    return { dualSidePosition: exchange.dualSidePosition };
-  });
-  app.get('/control/positionMode', async () => ({ dualSidePosition: exchange.dualSidePosition }));
-  // Changes futures filters per symbol: { "BTCUSDT": { "MARKET_LOT_SIZE": { "maxQty": "0.5" } } }; answers the
-  // resulting filters of the symbols named.
-  app.post<{ Body: Record<string, PaperFiltersInput> }>('/control/filters', async (req) => {
-    const body = req.body;
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new PaperBookError(-1100, 'expected { "SYMBOL": { "MARKET_LOT_SIZE": { "maxQty": "..." } } }');
-    return Object.fromEntries(Object.entries(body).map(([symbol, input]) => [symbol, exchange.setFilters(symbol, input)]));
-  });
-  app.get<{ Params: { symbol: string } }>('/control/filters/:symbol', async (req) => exchange.futuresFilters(exchange.requireListing(req.params.symbol, 'futures').symbol));
 
   const address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
   const port = (app.server.address() as { port: number }).port;
