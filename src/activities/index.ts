@@ -4,7 +4,9 @@
  */
 import { Context } from '@temporalio/activity';
 import ccxt from 'ccxt';
-import type { Alert } from '../api/contract';
+import { ApplicationFailure } from '@temporalio/common';
+import { type Alert, guardWorkflowId } from '../api/contract';
+import { VenueFailureType } from '../api/failures';
 import { DecimalString, toDecimalString } from '../domain/money';
 import { PricingMarket, priceAssets, planPrices } from '../domain/pricing';
 import type { PositionReport } from '../domain/report';
@@ -44,12 +46,26 @@ export interface ActivityDeps {
 /** How often a long activity heartbeats, whatever it is waiting for (the workflow's heartbeat timeout is 3 s). */
 const HEARTBEAT_EVERY_MS = 1_000;
 
-function requireVenue(deps: ActivityDeps, venue: string): VenueClient {
+/**
+ * Why this venue may not be acted on for the guard with this workflow id, or undefined when it may. The account
+ * comes from the workflow id the server reports for the calling workflow (`guard-<accountId>`), never from an
+ * argument a client could choose.
+ */
+export function bindingProblem(deps: ActivityDeps, venue: string, workflowId: string): string | undefined {
   const client = deps.venues.get(venue);
-  if (!client) {
-    throw classifyExchangeError(new ccxt.NotSupported(`venue "${venue}" is not configured on this worker (has: ${[...deps.venues.keys()].join(', ')})`), venue);
+  if (!client) return `venue "${venue}" is not configured on this worker (it has: ${[...deps.venues.keys()].join(', ')})`;
+  if (client.account !== undefined && workflowId !== guardWorkflowId(client.account)) {
+    return `venue "${venue}" is bound to account "${client.account}" on this worker; ${workflowId} may not act on it`;
   }
-  return client;
+  return undefined;
+}
+
+function requireVenue(deps: ActivityDeps, venue: string): VenueClient {
+  const problem = bindingProblem(deps, venue, Context.current().info.workflowExecution?.workflowId ?? '');
+  if (problem !== undefined) {
+    throw ApplicationFailure.create({ type: VenueFailureType.NotBound, message: `${venue}: ${problem}`, nonRetryable: true, details: [{ venue }] });
+  }
+  return deps.venues.get(venue)!;
 }
 
 /**
@@ -141,6 +157,15 @@ async function priceHeldAssets(client: VenueClient, held: string[], reference: s
 export function createActivities(deps: ActivityDeps) {
   return {
     /**
+     * Checks, when a guard starts, that every venue it names is configured on this worker and bound to its account.
+     * @returns one line per venue that is not, empty when all are
+     */
+    async checkVenueBindings(venues: string[]): Promise<string[]> {
+      const workflowId = Context.current().info.workflowExecution?.workflowId ?? '';
+      return venues.map((venue) => bindingProblem(deps, venue, workflowId)).filter((p): p is string => p !== undefined);
+    },
+
+    /**
      * Reads a venue's non-zero balances, prices of held assets in the reference currency, and open positions.
      * Prices come from a direct market, a bridge (`XYZ/BTC × BTC/USDT`) or, for a Simple Earn `LD…` token, its coin;
      * the reference currency is priced 1; an asset no market prices is absent from `prices` (still in `balances`).
@@ -185,7 +210,7 @@ export function createActivities(deps: ActivityDeps) {
       const previous = Context.current().info.heartbeatDetails as { cancelled?: number } | undefined;
       const progress: PassProgress = { cancelled: previous?.cancelled ?? 0, step: 'listing' };
       try {
-        const pass = await heartbeating(() => ({ ...progress }), () => withVenueClock(venue, client.exchange, () => cancelPass(client, progress)));
+        const pass = await heartbeating(() => ({ ...progress }), () => withRequestPriority('emergency', () => withVenueClock(venue, client.exchange, () => cancelPass(client, progress))));
         return { venue, cancelled: progress.cancelled, openAfter: pass.openAfter };
       } catch (err) {
         throw classifyExchangeError(err, venue);
@@ -211,25 +236,26 @@ export function createActivities(deps: ActivityDeps) {
         return await heartbeating(
           () => ({ closed }),
           // Emergency: may spend the weight reserve that routine reads leave (src/exchanges/rate-budget.ts).
-          () => withRequestPriority('emergency', () => withVenueClock(venue, client.exchange, async () => {
-            const positions = await client.books.positions();
-            // Read once per pass, and only with something to close: Binance refuses to change the mode while a
-            // position is open (-4068), so it cannot change under this pass.
-            const mode = positions.length > 0 ? await client.books.positionMode() : 'oneWay';
-            for (const position of positions) {
-              try {
-                const { dust, deferred } = await client.books.closePosition(position, mode);
-                if (dust.isZero() && deferred.isZero()) closed += 1;
-                else if (!dust.isZero()) {
-                  Context.current().log.warn(`${venue}: ${position.symbol} ${position.positionSide}: ${dust.toFixed()} left below the venue's minimum order size; it stays open and is reported as remaining`);
+          () =>
+            withRequestPriority('emergency', () => withVenueClock(venue, client.exchange, async () => {
+              const positions = await client.books.positions();
+              // Read once per pass, and only with something to close: Binance refuses to change the mode while a
+              // position is open (-4068), so it cannot change under this pass.
+              const mode = positions.length > 0 ? await client.books.positionMode() : 'oneWay';
+              for (const position of positions) {
+                try {
+                  const { dust, deferred } = await client.books.closePosition(position, mode);
+                  if (dust.isZero() && deferred.isZero()) closed += 1;
+                  else if (!dust.isZero()) {
+                    Context.current().log.warn(`${venue}: ${position.symbol} ${position.positionSide}: ${dust.toFixed()} left below the venue's minimum order size; it stays open and is reported as remaining`);
+                  }
+                } catch (err) {
+                  // Already closed (by a retry or a fill): the re-fetch below decides.
+                  if (!(err instanceof ccxt.InvalidOrder)) throw err;
                 }
-              } catch (err) {
-                // Already closed (by a retry or a fill): the re-fetch below decides.
-                if (!(err instanceof ccxt.InvalidOrder)) throw err;
               }
-            }
-            return { venue, closed, remaining: (await client.books.positions()).length };
-          })),
+              return { venue, closed, remaining: (await client.books.positions()).length };
+            })),
         );
       } catch (err) {
         throw classifyExchangeError(err, venue);

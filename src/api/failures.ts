@@ -12,6 +12,11 @@ export const VenueFailureType = {
   /** A 200 answer whose body is not what the venue documents: retried, never trusted as "zero". */
   MalformedResponse: 'VenueMalformedResponse',
   /**
+   * The worker's venue configuration binds this venue to another account (or does not have it): never retried,
+   * raises an alert. A guard acts only on the venues bound to its own account.
+   */
+  NotBound: 'VenueNotBound',
+  /**
    * The venue refuses to serve this worker at all: HTTP 451 (restricted location) or 403 (blocked by its WAF).
    * Never retried automatically; raises an alert: the worker must run from elsewhere or the block be lifted.
    */

@@ -4,12 +4,15 @@
 import ccxt, { Exchange } from 'ccxt';
 import { BinanceBooks } from './binance-books';
 import { BINANCE_WEIGHT_PER_MINUTE, RateBudget, installRateBudget } from './rate-budget';
-import { Credentials, SUPPORTED_EXCHANGES, VenueKind, VenueSpec } from './venues';
+import { Credentials, SUPPORTED_EXCHANGES, VenueKind, VenueMode, VenueSpec, modeOf, paperHostsFrom, venueSpecProblems } from './venues';
 
 /** A venue as the activities see it: its id, what it trades, and a ready ccxt instance. */
 export interface VenueClient {
   id: string;
   kind: VenueKind;
+  mode: VenueMode;
+  /** The one account allowed to act on this venue; undefined only for a paper venue that serves any account. */
+  account?: string;
   exchange: Exchange;
   /** Shape-checked access to the venue's order books, positions and balances. */
   books: BinanceBooks;
@@ -22,8 +25,8 @@ export interface VenueClient {
  * accounts, or a fresh client per test) spend from the same minute.
  */
 const budgets = new Map<string, RateBudget>();
-function budgetFor(spec: VenueSpec, kind: VenueKind): RateBudget {
-  const key = `${kind} ${spec.routeTo ?? ''}`;
+function budgetFor(spec: VenueSpec, kind: VenueKind, mode: VenueMode): RateBudget {
+  const key = `${kind} ${mode} ${spec.routeTo ?? ''}`;
   let budget = budgets.get(key);
   if (!budget) {
     budget = new RateBudget(spec.id, BINANCE_WEIGHT_PER_MINUTE[kind]);
@@ -46,7 +49,14 @@ export function routedFetch(origin: string): typeof fetch {
   };
 }
 
-export function createVenueClient(spec: VenueSpec, credentials: Credentials): VenueClient {
+/**
+ * Builds a venue's ccxt instance.
+ * @throws Error when mode, routeTo and account do not fit together (see venueSpecProblems)
+ */
+export function createVenueClient(spec: VenueSpec, credentials: Credentials, paperHosts: readonly string[] = paperHostsFrom()): VenueClient {
+  const problems = venueSpecProblems(spec, paperHosts);
+  if (problems.length > 0) throw new Error(problems.join('; '));
+  const mode = modeOf(spec);
   const kind = SUPPORTED_EXCHANGES[spec.exchange];
   const ExchangeClass = ccxt[spec.exchange];
   const exchange: Exchange = new ExchangeClass({
@@ -74,8 +84,10 @@ export function createVenueClient(spec: VenueSpec, credentials: Credentials): Ve
   });
   // Amounts come back as strings so that they reach decimal.js without passing through a double.
   exchange.number = String as unknown as typeof Number;
-  if (spec.routeTo) exchange.fetchImplementation = routedFetch(spec.routeTo);
-  const budget = budgetFor(spec, kind);
+  // Binance demo trading: ccxt switches every URL to the venue's demo hosts (demo-api.binance.com, demo-fapi...).
+  if (mode === 'demo') exchange.enableDemoTrading(true);
+  if (mode === 'paper' && spec.routeTo) exchange.fetchImplementation = routedFetch(spec.routeTo);
+  const budget = budgetFor(spec, kind, mode);
   installRateBudget(exchange, budget);
-  return { id: spec.id, kind, exchange, books: new BinanceBooks(exchange, kind, spec.id), budget };
+  return { id: spec.id, kind, mode, ...(spec.account ? { account: spec.account } : {}), exchange, books: new BinanceBooks(exchange, kind, spec.id), budget };
 }

@@ -16,6 +16,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -64,6 +65,11 @@ const { cancelAllOpenOrders, closePositions } = proxyActivities<GuardActivities>
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
 
+const { checkVenueBindings } = proxyActivities<GuardActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '5 seconds', maximumAttempts: 5 },
+});
+
 const { sendAlert } = proxyActivities<GuardActivities>({
   startToCloseTimeout: '15 seconds',
   // Bounded: an alert that cannot be delivered comes back as AlertFailed; the decider keeps it and retries later.
@@ -108,6 +114,7 @@ function startState(input: unknown): { state: GuardState; continued: boolean } {
 export async function accountGuard(input: GuardInput): Promise<void> {
   const start = startState(input);
   let state = start.state;
+
 
   function dispatch(message: GuardMessage): GuardReply | undefined {
     const decision = decide(state, message);
@@ -239,6 +246,14 @@ export async function accountGuard(input: GuardInput): Promise<void> {
 
   // Cancellation is a request to stop protecting the account; the decider records it and says no.
   CancellationScope.current().cancelRequested.catch(() => dispatch({ type: 'CancellationRequested', at: now() }));
+
+  // A guard acts only on venues the workers bind to its account: a guard naming another account's venue (or one no
+  // worker has) fails at once, with the reason, instead of running without protecting anything. Checked before the
+  // run's first decision (handlers already answer queries meanwhile). (patched: recorded histories predate it.)
+  if (!start.continued && patched('check-venue-bindings')) {
+    const problems = await CancellationScope.nonCancellable(() => checkVenueBindings(state.config.venues));
+    if (problems.length > 0) throw ApplicationFailure.nonRetryable(`config.venues: ${clip(problems.join('; '), 400)}`, 'VenueNotBound');
+  }
 
   dispatch({ type: 'Started', at: now(), continued: start.continued });
 

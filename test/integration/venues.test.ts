@@ -198,7 +198,7 @@ describe('cancelAllOpenOrders', () => {
 
   it('fails a venue unknown to the worker clearly and without retry', async () => {
     const attempt = activityEnv().run(activities().cancelAllOpenOrders, 'kraken');
-    await expect(attempt).rejects.toMatchObject({ type: VenueFailureType.Rejected, nonRetryable: true, message: expect.stringContaining('not configured on this worker') });
+    await expect(attempt).rejects.toMatchObject({ type: VenueFailureType.NotBound, nonRetryable: true, message: expect.stringContaining('not configured on this worker') });
   });
 });
 

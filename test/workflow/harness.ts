@@ -267,6 +267,9 @@ export class StubController {
    */
   activities(): GuardActivities {
     return {
+      // As the real check: a venue never named here is "not configured on this worker".
+      checkVenueBindings: async (venues: string[]): Promise<string[]> =>
+        venues.filter((v) => !this.venues.has(v)).map((v) => `venue "${v}" is not configured on this worker (stub)`),
       readVenue: async (venue: string, _referenceCurrency: string): Promise<VenueReading> => {
         const stub = await this.enterVenue('readVenue', venue);
         if (!stub.holdings) throw toFailure(venue, { type: VenueFailureType.Rejected, message: `${venue}: stub has no holdings (call setHoldings)` });

@@ -77,13 +77,13 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   const maxRecvWindow = options.maxRecvWindowMs ?? 60_000;
   const faults = new FaultInjector(options.faultSeed ?? 1);
   const requests = new Map<string, number>();
+  const rateLimits = new PaperRateLimiter();
+  if (options.rateLimits) rateLimits.configure(options.rateLimits);
   /** The paper venue's clock is the local clock plus this (POST /control/clock): -5000 makes the worker 5 s fast. */
   let clockOffsetMs = 0;
   const serverTime = () => Date.now() + clockOffsetMs;
   /** Keys whose permissions changed after they worked (POST /control/keys); absent means "ok". */
   const keyStatus = new Map<string, PaperKeyStatus>();
-  const rateLimits = new PaperRateLimiter();
-  if (options.rateLimits) rateLimits.configure(options.rateLimits);
 
   // Faults apply to the venue endpoints only, never to the control API.
   app.addHook('onRequest', async (req, reply) => {
