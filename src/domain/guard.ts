@@ -480,6 +480,11 @@ function startPass(w: Work, venue: string, pass: 'cancel' | 'close'): void {
   w.commands.push(pass === 'cancel' ? { type: 'CancelOrders', venue, round: f.round } : { type: 'ClosePositions', venue, round: f.round });
 }
 
+/** True while a cancel or close pass is under way on some venue (continue-as-new prefers to wait for its end). */
+export function passUnderWay(state: GuardState): boolean {
+  return state.flatten !== undefined && Object.values(state.flatten.venues).some((p) => p.pass !== null);
+}
+
 /** Records SystemShutdown once, when every venue has confirmed flat after the trigger. */
 function confirmIfFlat(w: Work): void {
   const f = w.state.flatten;

@@ -4,7 +4,7 @@
  */
 import { parseCarriedState } from '../../src/domain/carried-state';
 import { AccountConfigInput, parseAccountConfig } from '../../src/domain/config';
-import { Decision, GuardCommand, GuardMessage, GuardState, createGuardState, decide } from '../../src/domain/guard';
+import { Decision, GuardCommand, GuardMessage, GuardState, createGuardState, decide, passUnderWay } from '../../src/domain/guard';
 import {
   MAX_ASSET_CHARS,
   MAX_DECIMAL_CHARS,
@@ -289,6 +289,14 @@ describe('shutdown and sweeps', () => {
     const remaining = decide(afterCancel.state, { type: 'ClosePassDone', at: at(4), venue: 'perp', round, closed: 1, remaining: 1 });
     expect(remaining.commands).toContainEqual({ type: 'StartTimer', timer: 'pass:perp', seconds: 1 });
     expect(viewOf(remaining.state).shutdown.perp).toMatchObject({ status: 'closing', positionsClosed: 1, openPositions: 1 });
+  });
+
+  it('knows when a pass is under way (continue-as-new prefers to wait for its end)', () => {
+    const { state } = tripped();
+    expect(passUnderWay(healthy())).toBe(false);
+    expect(passUnderWay(state)).toBe(true);
+    const round = state.flatten!.round;
+    expect(passUnderWay(run(state, [pass('spot', round, 3, 0), pass('perp', round, 4, 0)]).state)).toBe(false);
   });
 
   it('results of an earlier trip are ignored after a reset and a new trip', () => {
