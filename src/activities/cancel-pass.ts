@@ -41,7 +41,9 @@ async function pass(client: VenueClient, progress: PassProgress): Promise<{ canc
   let cancelled = 0;
   const queue = [...groups.values()];
   progress.step = 'cancelling';
-  await Promise.all(
+  // Every worker runs to its end before a failure is thrown: a retry of the pass (after a -1021 resync, or by
+  // Temporal) must not list orders that a straggler of this pass is still cancelling, or they would count twice.
+  await settleAll(
     Array.from({ length: Math.min(CANCEL_CONCURRENCY, queue.length) }, async () => {
       for (let group = queue.shift(); group; group = queue.shift()) {
         try {
@@ -58,4 +60,11 @@ async function pass(client: VenueClient, progress: PassProgress): Promise<{ canc
   let openAfter = 0;
   for (const book of client.books.books) openAfter += (await client.books.listOpen(book)).length;
   return { cancelled, openAfter };
+}
+
+/** Like Promise.all, but rejects (with the first failure) only once every promise has settled. */
+async function settleAll(promises: Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }

@@ -192,7 +192,13 @@ export async function accountGuard(input: GuardInput): Promise<void> {
     });
   }
 
-  // Handlers first, so that no message delivered with the first workflow task is missed.
+  // A continued run first restarts what the previous run left under way, and only then registers its handlers: an
+  // update buffered since the continue-as-new runs as soon as its handler exists, and if it tripped the breaker
+  // first, the restart would issue that new trip's passes and alert a second time.
+  const startedFirst = start.continued && patched('started-before-handlers');
+  if (startedFirst) dispatch({ type: 'Started', at: now(), continued: true });
+
+  // Handlers next, so that no message delivered with the first workflow task is missed.
   setHandler(stateQuery, () => viewOf(state));
   setHandler(eventsQuery, () => state.events);
   setHandler(snapshotQuery, () => state);
@@ -258,7 +264,7 @@ export async function accountGuard(input: GuardInput): Promise<void> {
     if (problems.length > 0) throw ApplicationFailure.nonRetryable(`config.venues: ${clip(problems.join('; '), 400)}`, 'VenueNotBound');
   }
 
-  dispatch({ type: 'Started', at: now(), continued: start.continued });
+  if (!startedFirst) dispatch({ type: 'Started', at: now(), continued: start.continued });
 
   await CancellationScope.nonCancellable(async () => {
     await condition(() => workflowInfo().continueAsNewSuggested && allHandlersFinished());
