@@ -96,6 +96,8 @@ describe('sequence numbers', () => {
     // No timer read during the test (it may take a minute on a loaded machine): the figures are the bots' alone.
     const handle = await h.breaker.startGuard({ accountId, initialCapital: '10000', venues: [SPOT, PERP], valuationIntervalSeconds: 3600 });
     const firstRunId = handle.firstExecutionRunId;
+    // The guard's start-up reads first: a read that starts after a bot's report is newer than it, and would count.
+    await eventually(() => h.breaker.state(accountId), (s) => s.lastValuationAt !== null);
     await h.breaker.report(accountId, { venue: PERP, seq: 1, balances: { USDT: '3650' } });
     for (let seq = 1; seq <= 60; seq++) await h.breaker.report(accountId, good(seq, '6000'));
     const description = await h.breaker.handle(accountId).describe();
