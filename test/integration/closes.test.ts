@@ -17,8 +17,9 @@ import { createVenueClient } from '../../src/exchanges/ccxt-factory';
 import { PaperServer, startPaperServer } from '../../tooling/paper/server';
 import type { PaperOrder } from '../../tooling/paper/exchange';
 import { PAPER_RATE_LIMIT_MS } from './harness-constants';
+import { TEST_CREDENTIALS } from './paper-fixture';
 
-const credentials = { apiKey: 'test-key-0123456789', secret: 'test-secret-abcdefghijklmnopqrstuvwxyz' };
+const credentials = TEST_CREDENTIALS;
 let paper: PaperServer;
 beforeEach(async () => {
   paper = await startPaperServer({ credentials: [credentials] });

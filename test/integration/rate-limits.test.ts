@@ -16,8 +16,9 @@ import { RateBudgetExhausted } from '../../src/exchanges/rate-budget';
 import { spreadOrders } from '../../tooling/paper/exchange';
 import { PaperRateLimits } from '../../tooling/paper/rate-limits';
 import { PaperServer, startPaperServer } from '../../tooling/paper/server';
+import { TEST_CREDENTIALS } from './paper-fixture';
 
-const credentials = { apiKey: 'test-key-0123456789', secret: 'test-secret-abcdefghijklmnopqrstuvwxyz' };
+const credentials = TEST_CREDENTIALS;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let paper: PaperServer;
 

@@ -10,12 +10,11 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger, LogEntry } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
 import { VenueFailureType } from '../../src/api/failures';
-import { createVenueClient } from '../../src/exchanges/ccxt-factory';
-import { PAPER_RATE_LIMIT_MS } from './harness-constants';
+import { TEST_CREDENTIALS, paperVenueClients } from './paper-fixture';
 import { PaperServer, startPaperServer } from '../../tooling/paper/server';
 import { seedPaperAccount } from '../../tooling/seed-scenario';
 
-const credentials = { apiKey: 'test-key-0123456789', secret: 'test-secret-abcdefghijklmnopqrstuvwxyz' };
+const credentials = TEST_CREDENTIALS;
 let paper: PaperServer;
 beforeEach(async () => {
   paper = await startPaperServer({ credentials: [credentials] });
@@ -32,13 +31,7 @@ function activityEnv() {
 }
 
 function activities() {
-  const venues = new Map(
-    [
-      createVenueClient({ id: 'spot', exchange: 'binance', routeTo: paper.url, timeoutMs: 5_000, rateLimitMs: PAPER_RATE_LIMIT_MS }, credentials),
-      createVenueClient({ id: 'perp', exchange: 'binanceusdm', routeTo: paper.url, timeoutMs: 5_000, rateLimitMs: PAPER_RATE_LIMIT_MS }, credentials),
-    ].map((v) => [v.id, v]),
-  );
-  return createActivities({ venues });
+  return createActivities({ venues: paperVenueClients(paper.url, credentials) });
 }
 
 const control = async (path: string, body: unknown) => {
