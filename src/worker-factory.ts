@@ -48,6 +48,12 @@ export async function bundleGuardWorkflows(options: { logger?: Logger } = {}): P
   return { code };
 }
 
+/**
+ * Worker options chosen by measurement (bench section A); the benchmark's ceiling worker uses the same, so that its
+ * guard/ceiling ratios compare workflow code only. Empty: the SDK defaults, until a figure shows an option pays.
+ */
+export const WORKER_TUNING: Partial<WorkerOptions> = {};
+
 export async function createGuardWorker(options: GuardWorkerOptions): Promise<Worker> {
   return Worker.create({
     connection: options.connection,
@@ -60,5 +66,6 @@ export async function createGuardWorker(options: GuardWorkerOptions): Promise<Wo
     // When a worker dies, its guards' workflow tasks wait this long on its sticky queue before another worker takes
     // them; the default 10 s would add to every recovery.
     stickyQueueScheduleToStartTimeout: '3 seconds',
+    ...WORKER_TUNING,
   });
 }

@@ -3,6 +3,7 @@
  * Venue credentials reach it through its environment, exactly as in production.
  */
 import { ChildProcess, spawn } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -16,6 +17,13 @@ export interface WorkerProcessOptions {
   alertWebhookUrl?: string;
   /** ccxt request timeout per venue; short in fault tests so that a delayed answer times out quickly. */
   timeoutMs?: number;
+  /**
+   * Another worker script to run instead of src/worker.ts (relative to the repository root), e.g. the benchmark's
+   * ceiling worker; it must print "worker ready" once polling. @default src/worker.ts
+   */
+  script?: string;
+  /** Extra environment variables for the worker. */
+  env?: Record<string, string>;
 }
 
 export class WorkerProcess {
@@ -27,7 +35,7 @@ export class WorkerProcess {
       { id: 'binance-usdm', exchange: 'binanceusdm', routeTo: o.paperUrl, timeoutMs: o.timeoutMs ?? 3_000, rateLimitMs: 1 },
     ];
     // node itself, with tsx as a loader: the tsx CLI would run the worker in a grandchild that SIGKILL never reaches.
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', o.script ?? 'src/worker.ts'], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
@@ -42,6 +50,7 @@ export class WorkerProcess {
         BINANCE_USDM_API_KEY: o.credentials.apiKey,
         BINANCE_USDM_SECRET: o.credentials.secret,
         ...(o.alertWebhookUrl ? { ALERT_WEBHOOK_URL: o.alertWebhookUrl } : {}),
+        ...o.env,
       },
     });
     const output: string[] = [];
@@ -69,6 +78,14 @@ export class WorkerProcess {
   /** What the worker printed (for failure messages, and to check that no secret was ever logged). */
   get log(): string {
     return this.output.join('');
+  }
+
+  /**
+   * The identity the worker reports to Temporal (the SDK's default, `<pid>@<hostname>`): what a workflow's
+   * describe() names as an activity's `lastWorkerIdentity`, so a test can tell which worker runs an activity.
+   */
+  get identity(): string {
+    return `${this.child.pid}@${os.hostname()}`;
   }
 
   /** SIGKILL: no graceful shutdown, no chance to finish or report anything. */
