@@ -15,6 +15,8 @@ import { PassProgress, cancelPass } from './cancel-pass';
 import { classifyExchangeError } from './exchange-errors';
 import { withVenueClock } from './venue-clock';
 import { withRequestPriority } from '../exchanges/rate-budget';
+import type { WatcherPlan } from '../domain/watcher';
+import { watchAccount } from './watcher';
 
 /** What the guard reads from a venue itself: the same shape a bot reports, minus `seq` (defined with the decider). */
 export type { VenueReading } from '../domain/guard';
@@ -96,7 +98,7 @@ const lastMarketReload = new WeakMap<object, number>();
  * The markets of a venue that can price its holdings: active spot markets on a spot venue; on a USDⓈ-M venue, the
  * active linear perpetuals it lists (delivery contracts expire; the spot bridge is another venue's business).
  */
-function pricingMarkets(client: VenueClient): PricingMarket[] {
+export function pricingMarkets(client: VenueClient): PricingMarket[] {
   return Object.values(client.exchange.markets ?? {})
     .filter((m) => m !== undefined && m.active !== false && (client.kind === 'spot' ? m.spot : m.swap && m.linear))
     .map((m) => ({ symbol: m.symbol, base: m.base, quote: m.quote }));
@@ -154,6 +156,32 @@ async function priceHeldAssets(client: VenueClient, held: string[], reference: s
   return priced.prices;
 }
 
+/**
+ * One REST read of a venue: non-zero balances, prices of held assets in the reference currency, open positions.
+ * Shared by the guard's own reads and the watcher's polling. Errors are the venue's, unclassified.
+ */
+export async function readVenueNow(client: VenueClient, referenceCurrency: string): Promise<VenueReading> {
+  const ex = client.exchange;
+  return withVenueClock(client.id, ex, async () => {
+    await ex.loadMarkets();
+    const balances: Record<string, DecimalString> = {};
+    for (const [asset, amount] of Object.entries(await client.books.balances())) {
+      // Binance's balance list is the whole asset catalogue, mostly zero rows; only holdings are returned.
+      if (!amount.isZero()) balances[asset] = toDecimalString(amount);
+    }
+    const positions: PositionReport[] = (await client.books.positions()).map((p) => ({
+      symbol: ex.markets_by_id?.[p.symbol]?.[0]?.symbol ?? p.symbol,
+      side: p.amount.isNegative() ? 'short' : 'long',
+      contracts: toDecimalString(p.amount.abs()),
+      unrealizedPnl: toDecimalString(p.unrealizedPnl),
+      entryPrice: toDecimalString(p.entryPrice),
+      markPrice: toDecimalString(p.markPrice),
+    }));
+    const prices = await priceHeldAssets(client, Object.keys(balances), referenceCurrency);
+    return { venue: client.id, balances, prices, positions, asOf: new Date().toISOString() };
+  });
+}
+
 export function createActivities(deps: ActivityDeps) {
   return {
     /**
@@ -174,26 +202,8 @@ export function createActivities(deps: ActivityDeps) {
      */
     async readVenue(venue: string, referenceCurrency: string): Promise<VenueReading> {
       const client = requireVenue(deps, venue);
-      const ex = client.exchange;
       try {
-        return await withVenueClock(venue, ex, async () => {
-          await ex.loadMarkets();
-          const balances: Record<string, DecimalString> = {};
-          for (const [asset, amount] of Object.entries(await client.books.balances())) {
-            // Binance's balance list is the whole asset catalogue, mostly zero rows; only holdings are returned.
-            if (!amount.isZero()) balances[asset] = toDecimalString(amount);
-          }
-          const positions: PositionReport[] = (await client.books.positions()).map((p) => ({
-            symbol: ex.markets_by_id?.[p.symbol]?.[0]?.symbol ?? p.symbol,
-            side: p.amount.isNegative() ? 'short' : 'long',
-            contracts: toDecimalString(p.amount.abs()),
-            unrealizedPnl: toDecimalString(p.unrealizedPnl),
-            entryPrice: toDecimalString(p.entryPrice),
-            markPrice: toDecimalString(p.markPrice),
-          }));
-          const prices = await priceHeldAssets(client, Object.keys(balances), referenceCurrency);
-          return { venue, balances, prices, positions, asOf: new Date().toISOString() };
-        });
+        return await readVenueNow(client, referenceCurrency);
       } catch (err) {
         throw classifyExchangeError(err, venue);
       }
@@ -260,6 +270,14 @@ export function createActivities(deps: ActivityDeps) {
       } catch (err) {
         throw classifyExchangeError(err, venue);
       }
+    },
+
+    /**
+     * Follows the account's venues live (streams, polling as the fallback) and signals the guard when it has something
+     * to say; runs until the guard replaces it or for a few hours. See src/activities/watcher.ts.
+     */
+    async watchAccount(plan: WatcherPlan): Promise<{ ended: 'handover' | 'guardGone' }> {
+      return watchAccount({ venues: deps.venues, bindingProblem: (venue, workflowId) => bindingProblem(deps, venue, workflowId), read: readVenueNow, markets: pricingMarkets }, plan);
     },
 
     /**

@@ -5,6 +5,7 @@
  */
 import { defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { WatcherObservation } from '../domain/watcher';
 import type { AccountConfig, AccountConfigInput, BlindPolicy } from '../domain/config';
 import type { BreakerState, BreakerStateName, TripCause } from '../domain/breaker';
 import type { Alert, GuardCounters, GuardEvent, GuardState, ReportOutcome, VenueShutdownProgress } from '../domain/guard';
@@ -72,6 +73,12 @@ export interface ReportAnswer extends GuardStateView {
 export const balanceReportSignal = defineSignal<[BalanceReport]>('balanceReport');
 /** Same payload as {@link balanceReportSignal}; answers with the resulting state or a validation error. */
 export const reportBalancesUpdate = defineUpdate<ReportAnswer, [BalanceReport]>('reportBalances');
+/**
+ * What the guard's watcher sends when it has something to say (a change of level, a breach, a feed falling back to
+ * polling, orders on a Triggered account, or its periodic snapshot). Validated like any other input; an observation
+ * from a watcher the guard has since replaced is ignored.
+ */
+export const watcherObservationSignal = defineSignal<[WatcherObservation]>('watcherObservation');
 /** Leave Triggered (the only way out). */
 export const resetUpdate = defineUpdate<GuardStateView, [OperatorRequest]>('reset');
 /** Switch the breaker off (not allowed while Triggered). */

@@ -108,5 +108,7 @@ export function parseCarriedState(raw: unknown, config: AccountConfig): Parsed<G
   // Venues added to or removed from the config since: keep what is known of the ones still configured.
   const fresh = createGuardState(config);
   const venues = Object.fromEntries(config.venues.map((v) => [v, state.venues[v] ?? fresh.venues[v]!]));
-  return { ok: true, value: { ...state, config, venues } };
+  // Counters added since the state was carried start at zero.
+  const counters = { ...fresh.counters, ...(isObject(raw.counters) ? (raw.counters as Partial<GuardState['counters']>) : {}) };
+  return { ok: true, value: { ...state, config, venues, counters } };
 }

@@ -62,6 +62,28 @@ export const DEFAULT_BLIND_POLICY: Readonly<BlindPolicy> = Object.freeze({
   ignoreAssets: [],
 });
 
+/**
+ * How the guard's watcher follows the account's venues (src/activities/watcher.ts): WebSocket streams where the venue
+ * has them, REST polling where not and whenever a stream drops or falls silent.
+ */
+export interface WatchSettings {
+  /** Run a watcher: losses are seen as they happen instead of at the next valuation. @default true */
+  enabled: boolean;
+  /** With no change worth telling, the watcher still sends the guard a snapshot this often (seconds). @default 60 */
+  snapshotIntervalSeconds: number;
+  /** REST polling interval of a venue whose streams are down or silent (seconds). @default 2 */
+  pollIntervalSeconds: number;
+  /** A price stream with no event for this long is silent: the venue falls back to polling (seconds). @default 10 */
+  streamSilenceSeconds: number;
+}
+
+export const DEFAULT_WATCH: Readonly<WatchSettings> = Object.freeze({
+  enabled: true,
+  snapshotIntervalSeconds: 60,
+  pollIntervalSeconds: 2,
+  streamSilenceSeconds: 10,
+});
+
 const MAX_VALUATION_INTERVAL_SECONDS = 86_400;
 /** Longest duration in a blind policy: one week. */
 const MAX_POLICY_SECONDS = 604_800;
@@ -97,11 +119,13 @@ export interface AccountConfig {
   maxSeqJump: number;
   /** How the guard treats an account it cannot fully value. @default {@link DEFAULT_BLIND_POLICY} */
   blindPolicy: BlindPolicy;
+  /** The watcher that follows the venues live. @default {@link DEFAULT_WATCH} */
+  watch: WatchSettings;
 }
 
 /** What an operator may send: the same fields, with defaults for the optional ones (blind policy fields included). */
-export type AccountConfigInput = Partial<Omit<AccountConfig, 'blindPolicy'>> &
-  Pick<AccountConfig, 'accountId' | 'initialCapital' | 'venues'> & { blindPolicy?: Partial<BlindPolicy> };
+export type AccountConfigInput = Partial<Omit<AccountConfig, 'blindPolicy' | 'watch'>> &
+  Pick<AccountConfig, 'accountId' | 'initialCapital' | 'venues'> & { blindPolicy?: Partial<BlindPolicy>; watch?: Partial<WatchSettings> };
 
 const seconds = (max: number, fallback: number) => wholeNumber(1, max).default(fallback);
 
@@ -136,6 +160,16 @@ const blindPolicySchema = strictObject(
   // An absent policy is parsed as {}, so that every field gets its default (and a fresh ignoreAssets array).
   .prefault({});
 
+const watchSchema = strictObject(
+  {
+    enabled: flag().default(DEFAULT_WATCH.enabled),
+    snapshotIntervalSeconds: seconds(3_600, DEFAULT_WATCH.snapshotIntervalSeconds),
+    pollIntervalSeconds: seconds(300, DEFAULT_WATCH.pollIntervalSeconds),
+    streamSilenceSeconds: seconds(3_600, DEFAULT_WATCH.streamSilenceSeconds),
+  },
+  '{"enabled": true, "snapshotIntervalSeconds": 60, "pollIntervalSeconds": 2, "streamSilenceSeconds": 10}',
+).prefault({});
+
 const schema = strictObject(
   {
     accountId: text({ max: 64, pattern: { regex: ACCOUNT_ID_PATTERN, message: 'must be 1-64 letters, digits, "_", "." or "-", starting with a letter or digit' } }),
@@ -152,6 +186,7 @@ const schema = strictObject(
     sweepIntervalSeconds: seconds(3_600, DEFAULT_SWEEP_INTERVAL_SECONDS),
     maxSeqJump: wholeNumber(1, Number.MAX_SAFE_INTEGER).default(DEFAULT_MAX_SEQ_JUMP),
     blindPolicy: blindPolicySchema,
+    watch: watchSchema,
   },
   '{"accountId": "acct-1", "initialCapital": "10000.00", "venues": ["binance-spot"]}',
 ).superRefine((c, ctx) => {
@@ -166,6 +201,15 @@ const schema = strictObject(
     });
   }
   const stale = c.blindPolicy.staleAfterSeconds;
+  // The watcher's snapshots must come more often than holdings go stale, or a quiet, healthy account looks blind.
+  const staleOrDefault = stale ?? Math.max(DEFAULT_BLIND_POLICY.staleAfterSeconds, 2 * c.valuationIntervalSeconds);
+  if (c.watch.enabled && c.watch.snapshotIntervalSeconds >= staleOrDefault && inPolicyRange(staleOrDefault)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['watch', 'snapshotIntervalSeconds'],
+      message: `must be below blindPolicy.staleAfterSeconds (${staleOrDefault}), got ${c.watch.snapshotIntervalSeconds}`,
+    });
+  }
   if (stale !== undefined && stale <= c.valuationIntervalSeconds && inPolicyRange(stale) && c.valuationIntervalSeconds <= MAX_VALUATION_INTERVAL_SECONDS) {
     ctx.addIssue({
       code: 'custom',

@@ -18,6 +18,7 @@ import { Decimal, DecimalString, toDecimalString } from './money';
 import { parseOperatorRequest, parseResyncRequest } from './operator';
 import { PositionReport, parseBalanceReport } from './report';
 import { PriceBook, Valuation, VenueHoldings, describeBlindSpots, valuePortfolio } from './valuation';
+import { FeedHealth, WatcherPlan, parseWatcherObservation, watcherPlan } from './watcher';
 
 export const GUARD_STATE_VERSION = 2;
 
@@ -27,6 +28,8 @@ export const PASS_RETRY_SECONDS = 1;
 export const PRICE_READ_MIN_INTERVAL_SECONDS = 10;
 /** Undelivered alerts are sent again this often. */
 export const ALERT_RETRY_SECONDS = 60;
+/** A watcher that failed is started again after this many seconds per failure in a row, up to a minute. */
+export const WATCHER_RESTART_SECONDS = 5;
 
 // ---------------------------------------------------------------------------------------------------------------
 // State
@@ -42,7 +45,8 @@ export interface Alert {
     | 'ShutdownComplete'
     | 'ValuationBlind'
     | 'AssetUnpriced'
-    | 'CancellationIgnored';
+    | 'CancellationIgnored'
+    | 'WatcherDown';
   accountId: string;
   venue?: string;
   message: string;
@@ -64,7 +68,14 @@ export type GuardEvent =
   | { type: 'AssetUnpriced'; at: string; venue: string; asset: string; amount: DecimalString }
   | { type: 'SeqResynchronised'; at: string; venue: string; from: number | null; to: number | null; operator: string; reason: string }
   | { type: 'AlertUndelivered'; at: string; id: string; kind: Alert['kind']; error: string }
-  | { type: 'CancellationIgnored'; at: string };
+  | { type: 'CancellationIgnored'; at: string }
+  /** A venue's live feed changed between streaming and polling (a stream dropped, fell silent, or came back). */
+  | { type: 'FeedChanged'; at: string; venue: string; mode: FeedHealth['mode']; error: string | null }
+  /** The watcher ended with an error; the guard starts it again (and values the account itself meanwhile). */
+  | { type: 'WatcherStopped'; at: string; generation: number; error: string }
+  | { type: 'WatcherRestored'; at: string; generation: number }
+  /** A `watcherObservation` signal that failed validation (any Temporal client can send one). */
+  | { type: 'ObservationRejected'; at: string; error: string };
 
 /** The guard's own reads of one venue. Tickets let an update wait for a read that started after it. */
 export interface VenueReads {
@@ -130,10 +141,40 @@ export interface GuardCounters {
   reportsRejected: number;
   valuations: number;
   alertsDropped: number;
+  /** Watcher observations used, and those refused (invalid) or ignored (from a watcher since replaced). */
+  observations: number;
+  observationsRejected: number;
+  observationsIgnored: number;
+}
+
+/**
+ * Behaviour that changed after guards were already running, switched on per run by the workflow (with `patched`)
+ * so that the histories of older runs still replay.
+ */
+export interface GuardFeatures {
+  /** Run a watcher (config.watch) and skip the periodic read of venues it keeps fresh. */
+  watcher: boolean;
+  /** Publish the loss search attribute in whole percent, not tenths: fewer visibility writes. */
+  coarseSearchAttributes: boolean;
+}
+
+/** The guard's watcher: which one is current, and the health of each venue's feed as it last reported. */
+export interface WatcherState {
+  generation: number;
+  /** The watcher was started for a Triggered breaker (it then reports orders appearing on the order streams). */
+  triggered: boolean;
+  running: boolean;
+  startedAt: string;
+  lastHeardAt: string | null;
+  /** Per venue: the feed's health as last reported, and when (workflow clock). */
+  feeds: Record<string, FeedHealth & { reportedAt: string }>;
+  /** Failures in a row (reset by the next observation). */
+  failures: number;
+  lastError: string | null;
 }
 
 /** Timers the guard keeps: periodic valuation and sweep, the blind-policy deadline, alert retries, venue passes. */
-export type TimerName = 'valuation' | 'sweep' | 'blind' | 'alerts' | `pass:${string}`;
+export type TimerName = 'valuation' | 'sweep' | 'blind' | 'alerts' | 'watcher' | `pass:${string}`;
 
 /** The whole guard state. The same JSON feeds queries and continue-as-new. */
 export interface GuardState {
@@ -158,6 +199,9 @@ export interface GuardState {
   flattenRounds: number;
   /** Search attributes as last published, so that they are written only on change. */
   published: { state: string; lossPct: string | null } | null;
+  /** Set by each run's `Started`; absent (all off) in runs that predate them. */
+  features?: GuardFeatures;
+  watcher?: WatcherState;
 }
 
 /** What the guard reads from a venue itself: the same shape a bot reports, minus `seq`. */
@@ -176,7 +220,7 @@ export type OperatorAction = 'reset' | 'disable' | 'enable' | 'halt' | 'resyncSe
 
 export type GuardMessage =
   /** The run began; `continued` when it carries state from continue-as-new. */
-  | { type: 'Started'; at: string; continued: boolean }
+  | { type: 'Started'; at: string; continued: boolean; features?: GuardFeatures }
   | { type: 'ReportReceived'; at: string; report: unknown }
   /** A report whose payload could not be decoded (unknown encoding, invalid JSON such as `NaN`). */
   | { type: 'ReportUndecodable'; at: string; error: string }
@@ -190,7 +234,11 @@ export type GuardMessage =
   | { type: 'AlertFailed'; at: string; id: string; error: string }
   | { type: 'OperatorRequested'; at: string; action: OperatorAction; request: unknown }
   /** Someone asked Temporal to cancel the guard's run. */
-  | { type: 'CancellationRequested'; at: string };
+  | { type: 'CancellationRequested'; at: string }
+  /** A `watcherObservation` signal (validated here: any client can send one). */
+  | { type: 'WatcherObserved'; at: string; observation: unknown }
+  /** The watcher activity ended: `error` null when it handed over on its own (it runs for hours, then ends). */
+  | { type: 'WatcherEnded'; at: string; generation: number; error: string | null };
 
 export type GuardCommand =
   | { type: 'ReadVenue'; venue: string; ticket: number; referenceCurrency: string }
@@ -198,6 +246,8 @@ export type GuardCommand =
   | { type: 'ClosePositions'; venue: string; round: number }
   | { type: 'SendAlert'; alert: Alert }
   | { type: 'StartTimer'; timer: TimerName; seconds: number }
+  /** Start this watcher; the workflow stops the one it replaces. */
+  | { type: 'StartWatcher'; plan: WatcherPlan }
   /** `lossPct` rounded for the search attribute (a double there, not money). */
   | { type: 'PublishSearchAttributes'; state: string; accountId: string; lossPct: string | null };
 
@@ -236,7 +286,17 @@ export function createGuardState(config: AccountConfig): GuardState {
     prices: {},
     unpriced: {},
     events: [],
-    counters: { reportsAccepted: 0, reportsDuplicate: 0, reportsStale: 0, reportsRejected: 0, valuations: 0, alertsDropped: 0 },
+    counters: {
+      reportsAccepted: 0,
+      reportsDuplicate: 0,
+      reportsStale: 0,
+      reportsRejected: 0,
+      valuations: 0,
+      alertsDropped: 0,
+      observations: 0,
+      observationsRejected: 0,
+      observationsIgnored: 0,
+    },
     alerts: { nextId: 1, pending: [] },
     timers: {},
     readTicket: 0,
@@ -327,11 +387,16 @@ function nonZero(balances: Record<string, DecimalString>): Record<string, Decima
   return Object.fromEntries(Object.entries(balances).filter(([, amount]) => !new Decimal(amount).isZero()));
 }
 
-function learnPrices(w: Work, venue: string, prices: Record<string, DecimalString>): void {
+function learnPrices(w: Work, venue: string, prices: Record<string, DecimalString>, at = w.at): void {
   const entries = Object.entries(prices);
   if (entries.length === 0) return;
   const book = { ...w.state.prices };
-  for (const [asset, price] of entries) book[asset] = { price, at: w.at, venue };
+  for (const [asset, price] of entries) {
+    // A quote from a fresher source is kept (a bot's report may be newer than the watcher's last tick).
+    const known = book[asset];
+    if (known && known.at > at) continue;
+    book[asset] = { price, at, venue };
+  }
   w.state = { ...w.state, prices: book };
 }
 
@@ -630,7 +695,9 @@ function onTimer(w: Work, timer: TimerName): void {
   w.state = { ...w.state, timers };
   const triggered = w.state.breaker.name === 'Triggered' && w.state.flatten !== undefined;
   if (timer === 'valuation') {
-    for (const venue of w.state.config.venues) requestRead(w, venue);
+    // A venue the watcher keeps fresh needs no read of the guard's own (one less activity in history per venue and
+    // interval); a venue it does not (or no watcher) is read as before.
+    for (const venue of w.state.config.venues) if (!keptFreshByWatcher(w.state, venue, w.at)) requestRead(w, venue);
     arm(w, 'valuation', w.state.config.valuationIntervalSeconds);
   } else if (timer === 'sweep') {
     if (!triggered) return;
@@ -640,6 +707,8 @@ function onTimer(w: Work, timer: TimerName): void {
     evaluate(w);
   } else if (timer === 'alerts') {
     resendAlerts(w);
+  } else if (timer === 'watcher') {
+    if (watching(w.state) && !w.state.watcher?.running) startWatcher(w);
   } else if (timer.startsWith('pass:')) {
     const venue = timer.slice('pass:'.length);
     const p = w.state.flatten?.venues[venue];
@@ -700,7 +769,10 @@ function onOperator(w: Work, m: Extract<GuardMessage, { type: 'OperatorRequested
   return {};
 }
 
-function onStarted(w: Work, continued: boolean): void {
+function onStarted(w: Work, continued: boolean, features: GuardFeatures | undefined): void {
+  w.state = { ...w.state, features: features ?? { watcher: false, coarseSearchAttributes: false } };
+  // Every run starts its own watcher: a previous run's watcher stops when its run ends (its heartbeat finds it gone).
+  if (watching(w.state)) startWatcher(w);
   if (!continued) {
     for (const venue of w.state.config.venues) requestRead(w, venue);
     arm(w, 'valuation', w.state.config.valuationIntervalSeconds);
@@ -727,10 +799,122 @@ function onStarted(w: Work, continued: boolean): void {
   for (const p of w.state.alerts.pending) if (p.inFlight) w.commands.push({ type: 'SendAlert', alert: p.alert });
 }
 
-/** Search attributes are written only when the breaker state or the loss (to 0.1 %) changes: each write costs a visibility update. */
+// ---------------------------------------------------------------------------------------------------------------
+// The watcher
+
+function watching(state: GuardState): boolean {
+  return state.features?.watcher === true && state.config.watch.enabled;
+}
+
+/** True when the watcher's data of this venue is younger than the valuation interval: no read of the guard's own. */
+function keptFreshByWatcher(state: GuardState, venue: string, at: string): boolean {
+  const h = state.venues[venue]?.holdings;
+  return watching(state) && state.watcher?.running === true && h?.source === 'watcher' && secondsBetween(h.receivedAt, at) < state.config.valuationIntervalSeconds;
+}
+
+/** Starts a new watcher generation, for the breaker as it is now. */
+function startWatcher(w: Work): void {
+  const previous = w.state.watcher;
+  const generation = (previous?.generation ?? 0) + 1;
+  const triggered = w.state.breaker.name === 'Triggered';
+  w.state = {
+    ...w.state,
+    watcher: {
+      generation,
+      triggered,
+      running: true,
+      startedAt: w.at,
+      lastHeardAt: previous?.lastHeardAt ?? null,
+      feeds: previous?.feeds ?? {},
+      failures: previous?.failures ?? 0,
+      lastError: previous?.lastError ?? null,
+    },
+  };
+  w.commands.push({ type: 'StartWatcher', plan: watcherPlan(w.state.config, generation, triggered) });
+}
+
+/** A watcher started for an Active guard does not report new orders: it is replaced when the breaker trips (and back). */
+function syncWatcher(w: Work): void {
+  const wc = w.state.watcher;
+  if (!watching(w.state) || !wc?.running) return;
+  if (wc.triggered !== (w.state.breaker.name === 'Triggered')) startWatcher(w);
+}
+
+function onWatcherObserved(w: Work, raw: unknown): void {
+  const counters = w.state.counters;
+  const parsed = parseWatcherObservation(raw, w.state.config.venues);
+  if (!parsed.ok) {
+    const error = clip(parsed.error, MAX_ERROR_CHARS);
+    w.state = { ...w.state, counters: { ...counters, observationsRejected: counters.observationsRejected + 1 } };
+    addEvents(w, [{ type: 'ObservationRejected', at: w.at, error }]);
+    return;
+  }
+  const o = parsed.value;
+  const wc = w.state.watcher;
+  if (!wc || o.generation !== wc.generation) {
+    w.state = { ...w.state, counters: { ...counters, observationsIgnored: counters.observationsIgnored + 1 } };
+    return;
+  }
+  const feeds = { ...wc.feeds };
+  for (const [venue, seen] of Object.entries(o.venues)) {
+    const before = feeds[venue];
+    if (before ? before.mode !== seen.feed.mode : seen.feed.mode === 'polling') {
+      addEvents(w, [{ type: 'FeedChanged', at: w.at, venue, mode: seen.feed.mode, error: seen.feed.lastError }]);
+    }
+    feeds[venue] = { ...seen.feed, reportedAt: w.at };
+    if (seen.reading) {
+      // Fresh as of the watcher's data, measured as an age on its own clock: no comparison of two machines' clocks.
+      const freshAt = addSeconds(w.at, -(seen.feed.dataAgeSeconds ?? 0));
+      const current = w.state.venues[venue]?.holdings;
+      // A bot's report received after the watcher's data was fresh is the newer account.
+      if (!current || current.receivedAt <= freshAt) {
+        setVenue(w, venue, {
+          holdings: { balances: nonZero(seen.reading.balances), positions: seen.reading.positions, asOf: freshAt, receivedAt: freshAt, source: 'watcher' },
+        });
+      }
+      learnPrices(w, venue, seen.reading.prices, freshAt);
+    }
+    // Orders placed on a Triggered account are cancelled now, not at the next sweep.
+    if (seen.ordersOpened > 0 && w.state.breaker.name === 'Triggered') startPass(w, venue, 'cancel');
+  }
+  if (wc.failures > 0) addEvents(w, [{ type: 'WatcherRestored', at: w.at, generation: wc.generation }]);
+  w.state = {
+    ...w.state,
+    watcher: { ...wc, feeds, lastHeardAt: w.at, failures: 0, lastError: null },
+    counters: { ...w.state.counters, observations: w.state.counters.observations + 1 },
+  };
+  evaluate(w);
+  pruneAssets(w);
+}
+
+function onWatcherEnded(w: Work, m: Extract<GuardMessage, { type: 'WatcherEnded' }>): void {
+  const wc = w.state.watcher;
+  if (!wc || m.generation !== wc.generation || !wc.running) return;
+  if (m.error === null) {
+    // It handed over after its run time: the next one starts now.
+    w.state = { ...w.state, watcher: { ...wc, running: false } };
+    startWatcher(w);
+    return;
+  }
+  const error = clip(m.error, MAX_ERROR_CHARS);
+  const failures = wc.failures + 1;
+  w.state = { ...w.state, watcher: { ...wc, running: false, failures, lastError: error } };
+  if (failures === 1) {
+    addEvents(w, [{ type: 'WatcherStopped', at: w.at, generation: m.generation, error }]);
+    raiseAlert(w, 'WatcherDown', `the watcher stopped (${error}); losses are seen at the valuation interval until it is back`);
+  }
+  arm(w, 'watcher', Math.min(60, WATCHER_RESTART_SECONDS * failures));
+}
+
+/**
+ * Search attributes are written only when the breaker state or the loss changes (to 0.1 %, or to whole percent with
+ * `coarseSearchAttributes`): each write costs a visibility update, and a report that moves the loss by a hundredth
+ * must not cost one.
+ */
 function publishIfChanged(w: Work): void {
   const v = w.state.lastValuation;
-  const lossPct = v ? toDecimalString(new Decimal(v.lossPct), 1) : null;
+  const coarse = w.state.features?.coarseSearchAttributes === true;
+  const lossPct = v ? (coarse ? new Decimal(v.lossPct).toDecimalPlaces(0, Decimal.ROUND_FLOOR).toFixed() : toDecimalString(new Decimal(v.lossPct), 1)) : null;
   const current = { state: w.state.breaker.name, lossPct };
   const last = w.state.published;
   if (last && last.state === current.state && last.lossPct === current.lossPct) return;
@@ -748,7 +932,7 @@ export function decide(state: GuardState, message: GuardMessage): Decision {
   let reply: GuardReply | undefined;
   switch (message.type) {
     case 'Started':
-      onStarted(w, message.continued);
+      onStarted(w, message.continued, message.features);
       break;
     case 'ReportReceived':
       reply = onReport(w, message.report);
@@ -789,9 +973,16 @@ export function decide(state: GuardState, message: GuardMessage): Decision {
       addEvents(w, [{ type: 'CancellationIgnored', at: w.at }]);
       raiseAlert(w, 'CancellationIgnored', 'a cancellation of the guard was requested and ignored: the guard keeps protecting the account (terminate the workflow to retire it)');
       break;
+    case 'WatcherObserved':
+      onWatcherObserved(w, message.observation);
+      break;
+    case 'WatcherEnded':
+      onWatcherEnded(w, message);
+      break;
     default:
       assertNever(message);
   }
+  syncWatcher(w);
   publishIfChanged(w);
   return { state: w.state, commands: w.commands, ...(reply ? { reply } : {}) };
 }

@@ -59,11 +59,12 @@ const SIDES = ['long', 'short'] as const;
 /** Longest ISO-8601 timestamp we accept ("2026-01-31T12:00:00.123456789+05:30" is 35). */
 const MAX_TIMESTAMP_CHARS = 40;
 
-const assetMap = (value: ReturnType<typeof decimalString>, maxKeys: number) =>
+/** A map of asset → decimal string, keys checked against {@link ASSET_PATTERN}. */
+export const assetMap = (value: ReturnType<typeof decimalString>, maxKeys: number) =>
   keyedMap(value, { maxKeys, key: ASSET_PATTERN, keyMessage: ASSET_RULE, example: '{"USDT": "4000.00"}' });
 
 /** Zero rows dropped, then the non-zero rows counted against {@link MAX_NONZERO_BALANCES}. */
-const balancesSchema = assetMap(decimalString({ nonNegative: true }), MAX_BALANCE_ROWS).transform((map, ctx) => {
+export const balancesSchema = assetMap(decimalString({ nonNegative: true }), MAX_BALANCE_ROWS).transform((map, ctx) => {
   const kept: Record<string, DecimalString> = {};
   let count = 0;
   for (const [asset, amount] of Object.entries(map)) {
@@ -83,7 +84,8 @@ const timestamp = rule<string>((v) => {
   return `must be an ISO-8601 timestamp such as "2026-01-31T12:00:00Z", got ${got(v)}`;
 });
 
-const positionSchema = strictObject(
+/** One open perpetual position, as bots and the watcher report it. */
+export const positionSchema = strictObject(
   {
     symbol: text({ max: MAX_SYMBOL_CHARS, hint: 'a ccxt symbol such as "BTC/USDT:USDT"', noControl: CONTROL_CHARACTERS }),
     side: oneOf(SIDES),

@@ -15,7 +15,7 @@ export interface VenueHoldings {
   asOf: string;
   /** When the guard received it, on the workflow clock: staleness is measured from this, never from a client's clock. */
   receivedAt: string;
-  source: 'bot' | 'guard';
+  source: 'bot' | 'guard' | 'watcher';
 }
 
 /** The freshest known price of an asset in the reference currency, and where and when it was learnt. */

@@ -3,7 +3,7 @@
  * tools compute it the same way.
  */
 import type { BreakerState, BreakerStateName } from './breaker';
-import type { GuardCounters, GuardState, VenueShutdownProgress } from './guard';
+import type { GuardCounters, GuardState, VenueShutdownProgress, WatcherState } from './guard';
 import { Decimal, DecimalString, toDecimalString } from './money';
 
 /** What the `state` query (and every operator update) answers. */
@@ -25,7 +25,12 @@ export interface GuardStateView {
   /** Per venue: last accepted `seq`. */
   lastSeq: Record<string, number | null>;
   /** Per venue: where the holdings in use come from, when they were received, and the last read error if reads fail. */
-  venues: Record<string, { holdingsFrom: 'bot' | 'guard' | null; receivedAt: string | null; readError: string | null }>;
+  venues: Record<string, { holdingsFrom: 'bot' | 'guard' | 'watcher' | null; receivedAt: string | null; readError: string | null }>;
+  /**
+   * The watcher following the venues live, null when none runs (config.watch.enabled false, or a run that predates
+   * it). Per venue: streaming or polling, how old its data was at the last report, fallbacks, and the last error.
+   */
+  watcher: Pick<WatcherState, 'generation' | 'running' | 'startedAt' | 'lastHeardAt' | 'failures' | 'lastError' | 'feeds'> | null;
   /** Set while part of the account cannot be valued with fresh data (the never-blind policy's condition). */
   blind: { since: string; reason: string; policy: 'failClosed' | 'lastKnownPrice' | 'ignore' } | null;
   /** Assets held with no known price (counted as zero), and since when. */
@@ -61,6 +66,9 @@ export function viewOf(state: GuardState): GuardStateView {
         { holdingsFrom: s.holdings?.source ?? null, receivedAt: s.holdings?.receivedAt ?? null, readError: s.reads.lastError },
       ]),
     ),
+    watcher: state.watcher
+      ? (({ generation, running, startedAt, lastHeardAt, failures, lastError, feeds }) => ({ generation, running, startedAt, lastHeardAt, failures, lastError, feeds }))(state.watcher)
+      : null,
     blind: state.blind ? { ...state.blind, policy: state.config.blindPolicy.action } : null,
     unpriced: Object.values(state.unpriced),
     shutdown: f ? f.venues : {},

@@ -10,6 +10,7 @@
  * so a click on "Request Cancellation" neither stops protection nor fails workflow tasks.
  */
 import {
+  ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
@@ -41,11 +42,12 @@ import {
   resyncSeqUpdate,
   snapshotQuery,
   stateQuery,
+  watcherObservationSignal,
 } from '../api/contract';
 import { isUndecodable } from '../api/undecodable';
 import { parseCarriedState } from '../domain/carried-state';
 import { parseGuardInputConfig } from '../domain/config';
-import { GuardCommand, GuardMessage, GuardReply, GuardState, OperatorAction, createGuardState, decide, passUnderWay } from '../domain/guard';
+import { GuardCommand, GuardFeatures, GuardMessage, GuardReply, GuardState, OperatorAction, createGuardState, decide, passUnderWay } from '../domain/guard';
 import { clip } from '../domain/limits';
 import { viewOf } from '../domain/view';
 
@@ -68,6 +70,18 @@ const { cancelAllOpenOrders, closePositions } = proxyActivities<GuardActivities>
 const { checkVenueBindings } = proxyActivities<GuardActivities>({
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '5 seconds', maximumAttempts: 5 },
+});
+
+const { watchAccount } = proxyActivities<GuardActivities>({
+  // The watcher hands over on its own after a few hours (src/activities/watcher.ts); this only bounds a stuck one.
+  startToCloseTimeout: '8 hours',
+  // It heartbeats every second: a worker that dies is noticed within 5 s and the watcher restarts on a live worker.
+  heartbeatTimeout: '5 seconds',
+  // A watcher replaced (the breaker tripped, continue-as-new) is asked to stop; the guard does not wait for it.
+  cancellationType: ActivityCancellationType.TRY_CANCEL,
+  // A few quick retries (a crashed worker); a watcher that keeps failing comes back to the decider, which alerts
+  // and starts it again with a backoff.
+  retry: { initialInterval: '500 milliseconds', maximumInterval: '5 seconds', maximumAttempts: 3 },
 });
 
 const { sendAlert } = proxyActivities<GuardActivities>({
@@ -117,7 +131,11 @@ function startState(input: unknown): { state: GuardState; continued: boolean } {
 export async function accountGuard(input: GuardInput): Promise<void> {
   const start = startState(input);
   let state = start.state;
+  /** The scope of the current watcher: cancelled when a new generation replaces it, and before continue-as-new. */
+  let watcherScope: CancellationScope | undefined;
 
+  /** What this run does that older runs did not (patched, so that their histories replay). Asked once per run. */
+  const features = (): GuardFeatures => ({ watcher: patched('streamed-watcher'), coarseSearchAttributes: patched('coarse-search-attributes') });
 
   function dispatch(message: GuardMessage): GuardReply | undefined {
     const decision = decide(state, message);
@@ -176,6 +194,18 @@ export async function accountGuard(input: GuardInput): Promise<void> {
             (f) => ({ type: 'AlertFailed', at: now(), id, error: f.message }),
           );
         }
+        case 'StartWatcher': {
+          watcherScope?.cancel();
+          // A child of this non-cancellable scope: only the guard stops it, never a cancellation of the workflow.
+          const scope = new CancellationScope();
+          watcherScope = scope;
+          const { generation } = command.plan;
+          return settle(
+            scope.run(() => watchAccount(command.plan)),
+            () => ({ type: 'WatcherEnded', at: now(), generation, error: null }),
+            (f) => ({ type: 'WatcherEnded', at: now(), generation, error: `${f.type}: ${f.message}` }),
+          );
+        }
         case 'StartTimer':
           await sleep(Math.max(1, Math.round(command.seconds * 1000)));
           dispatch({ type: 'TimerFired', at: now(), timer: command.timer });
@@ -196,7 +226,7 @@ export async function accountGuard(input: GuardInput): Promise<void> {
   // update buffered since the continue-as-new runs as soon as its handler exists, and if it tripped the breaker
   // first, the restart would issue that new trip's passes and alert a second time.
   const startedFirst = start.continued && patched('started-before-handlers');
-  if (startedFirst) dispatch({ type: 'Started', at: now(), continued: true });
+  if (startedFirst) dispatch({ type: 'Started', at: now(), continued: true, features: features() });
 
   // Handlers next, so that no message delivered with the first workflow task is missed.
   setHandler(stateQuery, () => viewOf(state));
@@ -206,6 +236,11 @@ export async function accountGuard(input: GuardInput): Promise<void> {
   // Signals cannot be refused (they have no validator): an invalid or undecodable one is dropped and recorded.
   setHandler(balanceReportSignal, (raw: unknown) => {
     dispatch(isUndecodable(raw) ? { type: 'ReportUndecodable', at: now(), error: raw.error } : { type: 'ReportReceived', at: now(), report: raw });
+  });
+
+  // The watcher's observations: validated by the decider like any input (any client can send this signal).
+  setHandler(watcherObservationSignal, (raw: unknown) => {
+    dispatch({ type: 'WatcherObserved', at: now(), observation: raw });
   });
 
   // An update, not a signal, for a bot that needs the outcome (or to be told its payload is wrong); the validator
@@ -264,7 +299,7 @@ export async function accountGuard(input: GuardInput): Promise<void> {
     if (problems.length > 0) throw ApplicationFailure.nonRetryable(`config.venues: ${clip(problems.join('; '), 400)}`, 'VenueNotBound');
   }
 
-  if (!startedFirst) dispatch({ type: 'Started', at: now(), continued: start.continued });
+  if (!startedFirst) dispatch({ type: 'Started', at: now(), continued: start.continued, features: features() });
 
   await CancellationScope.nonCancellable(async () => {
     await condition(() => workflowInfo().continueAsNewSuggested && allHandlersFinished());
@@ -276,6 +311,10 @@ export async function accountGuard(input: GuardInput): Promise<void> {
       void sleep(CONTINUE_AS_NEW_GRACE).then(() => (graceOver = true));
       await condition(() => allHandlersFinished() && (graceOver || !passUnderWay(state)));
     }
+    // The next run starts a watcher of its own. This one is not cancelled here: a cancel request and continue-as-new in
+    // one workflow task left the task unanswered (it timed out, again and again, on SDK 1.24). The old watcher
+    // learns at its next heartbeat that its run is closed, and stops; what it signals meanwhile carries an older
+    // generation, which the new run ignores.
     await continueAsNew<typeof accountGuard>({ config: state.config, state });
   });
 }

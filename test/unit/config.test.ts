@@ -12,10 +12,11 @@ const defaults = {
   sweepIntervalSeconds: 30,
   maxSeqJump: 1_000_000,
   blindPolicy: { action: 'failClosed', dustValue: '10', staleAfterSeconds: 300, warnAfterSeconds: 120, tripAfterSeconds: 600, ignoreAssets: [] },
+  watch: { enabled: true, snapshotIntervalSeconds: 60, pollIntervalSeconds: 2, streamSilenceSeconds: 10 },
 };
 const ALLOWED =
   'allowed fields: accountId, initialCapital, referenceCurrency, warningPct, thresholdPct, autoClosePositions, venues, ' +
-  'valuationIntervalSeconds, sweepIntervalSeconds, maxSeqJump, blindPolicy';
+  'valuationIntervalSeconds, sweepIntervalSeconds, maxSeqJump, blindPolicy, watch';
 const ACCOUNT_ID_RULE = 'must be 1-64 letters, digits, "_", "." or "-", starting with a letter or digit';
 const VENUE_RULE = 'must be lower-case letters, digits, "_" or "-" (e.g. "binance-spot")';
 const MB2 = 2 * 1024 * 1024;
@@ -135,6 +136,20 @@ describe('account config', () => {
       'unknown blind policy field',
       { blindPolicy: { mode: 'strict' } },
       'config.blindPolicy: unknown field "mode"; allowed fields: action, dustValue, staleAfterSeconds, warnAfterSeconds, tripAfterSeconds, ignoreAssets',
+    ],
+    // the watcher
+    ['a watch flag as a string', { watch: { enabled: 'yes' } }, 'config.watch.enabled: must be true or false, got "yes"'],
+    ['a zero poll interval', { watch: { pollIntervalSeconds: 0 } }, /^config\.watch\.pollIntervalSeconds: must be a whole number from 1 to 300, got 0/],
+    ['a NaN silence', { watch: { streamSilenceSeconds: NaN } }, /^config\.watch\.streamSilenceSeconds: must be a whole number from 1 to 3600/],
+    [
+      'snapshots no more often than holdings go stale',
+      { watch: { snapshotIntervalSeconds: 300 } },
+      'config.watch.snapshotIntervalSeconds: must be below blindPolicy.staleAfterSeconds (300), got 300',
+    ],
+    [
+      'unknown watch field',
+      { watch: { streams: false } },
+      'config.watch: unknown field "streams"; allowed fields: enabled, snapshotIntervalSeconds, pollIntervalSeconds, streamSilenceSeconds',
     ],
     // the object
     ['unknown field', { surprise: true }, `config: unknown field "surprise"; ${ALLOWED}`],

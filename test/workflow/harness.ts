@@ -19,6 +19,7 @@ import { temporal } from '@temporalio/proto';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { CancelPass, ClosePass, GuardActivities, VenueReading } from '../../src/activities';
 import type { Alert } from '../../src/api/contract';
+import type { WatcherPlan } from '../../src/domain/watcher';
 import { VenueFailureType } from '../../src/api/failures';
 import { BreakerClient } from '../../src/client';
 import { payloadConverterPath } from '../../src/worker-factory';
@@ -45,7 +46,7 @@ export type StubHoldings = Pick<VenueReading, 'balances'> & Partial<Pick<VenueRe
 
 /** One call of a stub activity, in the order the worker ran them. */
 export interface StubCall {
-  activity: VenueActivity | 'sendAlert';
+  activity: VenueActivity | 'sendAlert' | 'watchAccount';
   venue?: string;
   /** Temporal's attempt number (1 for the first try). */
   attempt: number;
@@ -223,9 +224,59 @@ export class AlertStub {
   }
 }
 
+/**
+ * The watcher stub: records each watcher the guard starts and runs it (heartbeating) until the guard cancels it,
+ * the test ends it, or the test makes it fail. The test speaks for it by sending `watcherObservation` signals.
+ */
+export class WatcherStub {
+  /** Every watcher started, in order (each attempt). */
+  readonly plans: WatcherPlan[] = [];
+  /** Generations whose activity saw its cancellation. */
+  readonly cancelled: number[] = [];
+  private failWith: string | null = null;
+  private gate = new Gate();
+
+  /** Makes running and future watchers fail with this message (null: run normally). */
+  setFailure(message: string | null): this {
+    this.failWith = message;
+    this.gate.open();
+    this.gate = new Gate();
+    return this;
+  }
+
+  /** Ends every running watcher normally (as its hand-over after hours does). */
+  endAll(): void {
+    this.gate.open();
+    this.gate = new Gate();
+  }
+
+  /** @internal */
+  async run(plan: WatcherPlan): Promise<{ ended: 'handover' }> {
+    this.plans.push(plan);
+    const ctx = Context.current();
+    const timer = setInterval(() => ctx.heartbeat(), 500);
+    try {
+      for (;;) {
+        if (this.failWith !== null) throw new Error(this.failWith);
+        const gate = this.gate;
+        let cancellation: unknown;
+        const outcome = await Promise.race([gate.opened.then(() => 'gate' as const), ctx.cancelled.catch((err: unknown) => ((cancellation = err), 'cancelled' as const))]);
+        if (outcome === 'cancelled') {
+          this.cancelled.push(plan.generation);
+          throw cancellation;
+        }
+        if (this.failWith === null) return { ended: 'handover' };
+      }
+    } finally {
+      clearInterval(timer);
+    }
+  }
+}
+
 /** What the test holds to drive the stub activities. */
 export class StubController {
   readonly alerts = new AlertStub();
+  readonly watcher = new WatcherStub();
   /** Every stub call, in order. */
   readonly log: StubCall[] = [];
   private readonly venues = new Map<string, VenueStub>();
@@ -249,6 +300,7 @@ export class StubController {
   releaseAll(): void {
     for (const stub of this.venues.values()) for (const activity of ['readVenue', 'cancelAllOpenOrders', 'closePositions'] as const) stub.release(activity);
     this.alerts.setMode('deliver');
+    this.watcher.endAll();
   }
 
   private enterVenue(activity: VenueActivity, venue: string): Promise<VenueStub> {
@@ -289,6 +341,10 @@ export class StubController {
         stub.openPositions = 0;
         stub.closed += closed;
         return { venue, closed, remaining: 0 };
+      },
+      watchAccount: async (plan: WatcherPlan) => {
+        this.log.push({ activity: 'watchAccount', attempt: Context.current().info.attempt, at: Date.now() });
+        return this.watcher.run(plan);
       },
       sendAlert: async (alert: Alert): Promise<void> => {
         this.log.push({ activity: 'sendAlert', ...(alert.venue ? { venue: alert.venue } : {}), attempt: Context.current().info.attempt, at: Date.now() });

@@ -1,0 +1,339 @@
+/**
+ * The watcher: a long-running, heartbeating activity that follows an account's venues live and tells its guard.
+ *
+ * Per venue it listens to ccxt's Binance WebSocket streams (trades and tickers of the markets that price its
+ * holdings, balances, positions on USDⓈ-M, and while the breaker is Triggered, orders), and falls back to REST
+ * polling every `pollIntervalSeconds` whenever a stream fails or its tickers fall silent (Binance pushes
+ * `<symbol>@ticker` every second, so silence means a dead feed, not a quiet market). Every `snapshotIntervalSeconds`
+ * it reads each venue over REST anyway, which corrects whatever a stream missed.
+ *
+ * At every change it values the account with the pure core (src/domain/live-valuation.ts) and decides only whether
+ * to speak (src/domain/watcher.ts `reasonToSpeak`); the guard, signalled with a `watcherObservation`, values the
+ * account again and is the one place where a decision becomes durable.
+ *
+ * Positions are marked to the last trade of their perpetual between REST reads (the venue's own unrealized P&L,
+ * from its mark price, comes with every REST read): the stream of account updates carries P&L only when the
+ * position changes, so without this a falling market would go unseen until the next read.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import type { Exchange } from 'ccxt';
+import { guardWorkflowId, watcherObservationSignal } from '../api/contract';
+import { VenueFailureType } from '../api/failures';
+import type { VenueReading } from '../domain/guard';
+import { LiveValuation } from '../domain/live-valuation';
+import { clip } from '../domain/limits';
+import { Decimal, DecimalString, toDecimalString } from '../domain/money';
+import { PricingMarket, planPrices, priceAssets } from '../domain/pricing';
+import type { PositionReport } from '../domain/report';
+import { FeedMode, ObservationReason, Spoken, WatchedVenue, WatcherObservation, WatcherPlan, reasonToSpeak } from '../domain/watcher';
+import type { VenueClient } from '../exchanges/ccxt-factory';
+
+/** A watcher hands over to a fresh one after this long, so that no activity attempt lives for days. */
+export const WATCHER_RUN_MS = 6 * 3_600_000;
+const TICK_MS = 1_000;
+
+export interface WatcherDeps {
+  venues: ReadonlyMap<string, VenueClient>;
+  /** Why a venue may not be acted on for this workflow (src/activities/index.ts `bindingProblem`). */
+  bindingProblem: (venue: string, workflowId: string) => string | undefined;
+  /** One REST read of a venue (src/activities/index.ts `readVenueNow`). */
+  read: (client: VenueClient, referenceCurrency: string) => Promise<VenueReading>;
+  /** The markets that can price a venue's holdings (src/activities/index.ts `pricingMarkets`). */
+  markets: (client: VenueClient) => PricingMarket[];
+}
+
+const message = (err: unknown) => clip(err instanceof Error ? `${err.name}: ${err.message}` : String(err), 300);
+
+/** A decimal string from whatever ccxt hands over (strings with `number: String`, numbers otherwise), or undefined. */
+function decimal(value: unknown): DecimalString | undefined {
+  if (typeof value !== 'string' && typeof value !== 'number') return undefined;
+  try {
+    const d = new Decimal(value);
+    return d.isFinite() ? toDecimalString(d) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the watcher holds of one venue. */
+class VenueFeed {
+  mode: FeedMode = 'polling';
+  /** Monotonic ms of the freshest data (a stream event or a good REST read). */
+  freshMs: number | null = null;
+  /** Monotonic ms of the last ticker or trade event: the price streams' pulse. */
+  pulseMs: number | null = null;
+  fallbacks = 0;
+  lastError: string | null = null;
+  balances: Record<string, DecimalString> = {};
+  /** Last trade or ticker price per market symbol. */
+  last: Record<string, string> = {};
+  prices: Record<string, DecimalString> = {};
+  positions: PositionReport[] = [];
+  read = false;
+  ordersOpened = 0;
+  lastPollMs = 0;
+  readonly seenOrders = new Set<string>();
+  constructor(readonly client: VenueClient) {}
+}
+
+/**
+ * Follows the plan's venues until cancelled (the guard replaced this watcher, or its run ended) or for
+ * {@link WATCHER_RUN_MS}, then returns so that the guard starts the next one.
+ */
+export async function watchAccount(deps: WatcherDeps, plan: WatcherPlan): Promise<{ ended: 'handover' | 'guardGone' }> {
+  const ctx = Context.current();
+  const workflowId = ctx.info.workflowExecution?.workflowId ?? '';
+  if (workflowId !== guardWorkflowId(plan.accountId)) {
+    throw ApplicationFailure.create({ type: VenueFailureType.NotBound, message: `a watcher of ${plan.accountId} runs only for ${guardWorkflowId(plan.accountId)}`, nonRetryable: true });
+  }
+  const problems = plan.venues.map((v) => deps.bindingProblem(v, workflowId)).filter((p): p is string => p !== undefined);
+  if (problems.length > 0) throw ApplicationFailure.create({ type: VenueFailureType.NotBound, message: problems.join('; '), nonRetryable: true });
+
+  const started = performance.now();
+  const feeds = new Map(plan.venues.map((v) => [v, new VenueFeed(deps.venues.get(v)!)]));
+  const live = new LiveValuation({
+    venues: plan.venues,
+    initialCapital: plan.initialCapital,
+    reference: plan.referenceCurrency,
+    limits: { warningPct: plan.warningPct, thresholdPct: plan.thresholdPct, autoClosePositions: false },
+    ignoreAssets: plan.ignoreAssets,
+  });
+  const guard = ctx.client.workflow.getHandle(workflowId);
+  let stopped = false;
+  let spoken: Spoken | null = null;
+  let speaking = false;
+  let again = false;
+  let guardGone = false;
+
+  /** Re-prices a venue's holdings from its last trade prices and marks its positions; feeds the live valuation. */
+  const apply = (feed: VenueFeed) => {
+    const markets = deps.markets(feed.client);
+    const held = Object.keys(feed.balances);
+    const priced = priceAssets(held, plan.referenceCurrency, markets, feed.last);
+    feed.prices = { ...feed.prices, ...priced.prices };
+    for (const [asset, price] of Object.entries(feed.prices)) live.setPrice(asset, price);
+    const positions = feed.positions.map((p) => {
+      const last = feed.last[p.symbol];
+      if (last === undefined || p.entryPrice === undefined) return p;
+      const sign = p.side === 'long' ? 1 : -1;
+      return { ...p, unrealizedPnl: toDecimalString(new Decimal(last).minus(p.entryPrice).times(p.contracts).times(sign)), markPrice: last };
+    });
+    feed.positions = positions;
+    live.setHoldings(feed.client.id, { balances: feed.balances, positions });
+  };
+
+  const observation = (reason: ObservationReason, level: WatcherObservation['level']): WatcherObservation => {
+    const now = performance.now();
+    const venues: Record<string, WatchedVenue> = {};
+    for (const [id, f] of feeds) {
+      venues[id] = {
+        feed: { mode: f.mode, dataAgeSeconds: f.freshMs === null ? null : Math.max(0, (now - f.freshMs) / 1000), fallbacks: f.fallbacks, lastError: f.lastError },
+        ...(f.read ? { reading: { balances: f.balances, prices: pickHeld(f.prices, f.balances), positions: f.positions } } : {}),
+        ordersOpened: f.ordersOpened,
+      };
+    }
+    return { generation: plan.generation, reason, level, venues };
+  };
+
+  /** Decides whether to speak now, and does (one signal at a time; a change meanwhile is looked at right after). */
+  const consider = async (): Promise<void> => {
+    if (speaking) {
+      again = true;
+      return;
+    }
+    speaking = true;
+    try {
+      do {
+        again = false;
+        const check = live.check();
+        const modes = Object.fromEntries([...feeds].map(([id, f]) => [id, f.mode]));
+        const ordersOpened = [...feeds.values()].reduce((n, f) => n + f.ordersOpened, 0);
+        const level = check.complete ? check.level : null;
+        const nowMs = performance.now();
+        const reason = reasonToSpeak(spoken, { nowMs, startedMs: started, level, modes, ordersOpened }, plan.snapshotIntervalSeconds);
+        if (reason === null || stopped) continue;
+        const sent = observation(reason, level);
+        try {
+          await guard.signal(watcherObservationSignal, sent);
+          spoken = { atMs: nowMs, level, modes };
+          for (const f of feeds.values()) f.ordersOpened = 0;
+        } catch (err) {
+          // The guard is gone (terminated): nothing left to watch for.
+          if (err instanceof Error && err.name === 'WorkflowNotFoundError') {
+            guardGone = true;
+            stopped = true;
+          } else ctx.log.warn(`watcher ${plan.accountId}: signalling the guard failed: ${message(err)}`);
+        }
+      } while (again && !stopped);
+    } finally {
+      speaking = false;
+    }
+  };
+
+  const fallBack = (feed: VenueFeed, error: string) => {
+    if (feed.mode === 'streaming') feed.fallbacks += 1;
+    feed.mode = 'polling';
+    feed.lastError = error;
+    void consider();
+  };
+
+  /** A REST read: the start, polling while streams are down, and the periodic reconciliation. */
+  const poll = async (feed: VenueFeed) => {
+    feed.lastPollMs = performance.now();
+    try {
+      const reading = await deps.read(feed.client, plan.referenceCurrency);
+      feed.balances = reading.balances;
+      feed.positions = reading.positions;
+      // The read's prices are the venue's own (bridges included); trade prices refine them until the next read.
+      feed.prices = reading.prices;
+      for (const p of reading.positions) if (p.markPrice !== undefined) feed.last[p.symbol] = p.markPrice;
+      feed.read = true;
+      feed.freshMs = performance.now();
+      live.setHoldings(feed.client.id, { balances: feed.balances, positions: feed.positions });
+      for (const [asset, price] of Object.entries(feed.prices)) live.setPrice(asset, price);
+    } catch (err) {
+      feed.lastError = `REST read failed: ${message(err)}`;
+    }
+    void consider();
+  };
+
+  /**
+   * Runs one stream until the watcher stops: each event updates the feed; a failure falls back to polling. `next`
+   * waits for one event and applies it, or returns false when the stream has nothing to follow yet.
+   */
+  const stream = async (feed: VenueFeed, name: string, next: () => Promise<boolean>) => {
+    while (!stopped) {
+      try {
+        if (!(await next())) {
+          await sleepUnlessStopped(TICK_MS);
+          continue;
+        }
+        if (stopped) return;
+        feed.freshMs = performance.now();
+        if (feed.mode === 'polling' && feed.read && feed.pulseMs !== null && performance.now() - feed.pulseMs < plan.streamSilenceSeconds * 1000) {
+          // Streams are back: read once over REST to catch up on what was missed, then trust them again.
+          feed.mode = 'streaming';
+          feed.lastError = null;
+          await poll(feed);
+        }
+        void consider();
+      } catch (err) {
+        if (stopped) return;
+        fallBack(feed, `${name} stream: ${message(err)}`);
+        await sleepUnlessStopped(plan.pollIntervalSeconds * 1000);
+      }
+    }
+  };
+
+  const sleepUnlessStopped = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+  const symbolsOf = (feed: VenueFeed): string[] => {
+    const plan_ = planPrices(Object.keys(feed.balances), plan.referenceCurrency, deps.markets(feed.client));
+    return [...new Set([...plan_.symbolsToFetch, ...feed.positions.map((p) => p.symbol)])];
+  };
+
+  const startStreams = (feed: VenueFeed) => {
+    const ex = feed.client.exchange as Exchange & Record<string, (...args: unknown[]) => Promise<unknown>>;
+    // Trades: every price move at once (Binance's <symbol>@trade and USDⓈ-M <symbol>@aggTrade are real-time).
+    void stream(feed, 'trades', async () => {
+      const symbols = symbolsOf(feed);
+      if (symbols.length === 0) return false;
+      const trades = (await ex.watchTradesForSymbols(symbols)) as { symbol?: string; price?: unknown }[];
+      const latest = trades.at(-1);
+      const price = decimal(latest?.price);
+      if (latest?.symbol && price !== undefined) feed.last[latest.symbol] = price;
+      feed.pulseMs = performance.now();
+      apply(feed);
+      return true;
+    });
+    // Tickers: pushed every second whatever the market does, so their silence means a dead feed.
+    void stream(feed, 'tickers', async () => {
+      const symbols = symbolsOf(feed);
+      if (symbols.length === 0) return false;
+      const tickers = (await ex.watchTickers(symbols)) as Record<string, { last?: unknown }>;
+      for (const [symbol, t] of Object.entries(tickers)) {
+        const price = decimal(t?.last);
+        if (price !== undefined) feed.last[symbol] = price;
+      }
+      feed.pulseMs = performance.now();
+      apply(feed);
+      return true;
+    });
+    // Balances: Binance sends absolute amounts of the assets that changed (outboundAccountPosition; ACCOUNT_UPDATE
+    // wallet balances on USDⓈ-M), merged over the last REST read.
+    void stream(feed, 'balances', async () => {
+      const balance = (await ex.watchBalance()) as { total?: Record<string, unknown> };
+      for (const [asset, total] of Object.entries(balance.total ?? {})) {
+        const amount = decimal(total);
+        if (amount === undefined) continue;
+        if (new Decimal(amount).isZero()) delete feed.balances[asset];
+        else feed.balances[asset] = amount;
+      }
+      apply(feed);
+      return true;
+    });
+    if (feed.client.kind === 'perp') {
+      void stream(feed, 'positions', async () => {
+        const positions = (await ex.watchPositions()) as { symbol?: string; side?: string; contracts?: unknown; entryPrice?: unknown }[];
+        const bySymbol = new Map(feed.positions.map((p) => [`${p.symbol} ${p.side}`, p]));
+        for (const p of positions) {
+          const contracts = decimal(p.contracts);
+          if (!p.symbol || contracts === undefined || (p.side !== 'long' && p.side !== 'short')) continue;
+          const key = `${p.symbol} ${p.side}`;
+          if (new Decimal(contracts).isZero()) bySymbol.delete(key);
+          else bySymbol.set(key, { ...(bySymbol.get(key) ?? { unrealizedPnl: '0' }), symbol: p.symbol, side: p.side, contracts, ...(decimal(p.entryPrice) ? { entryPrice: decimal(p.entryPrice)! } : {}) });
+        }
+        feed.positions = [...bySymbol.values()];
+        apply(feed);
+        return true;
+      });
+    }
+    if (plan.triggered) {
+      // While Triggered, an order that opens is news: the guard cancels it now rather than at the next sweep.
+      void stream(feed, 'orders', async () => {
+        const orders = (await ex.watchOrders()) as { id?: string; status?: string }[];
+        for (const o of orders) {
+          if (!o.id || o.status !== 'open' || feed.seenOrders.has(o.id)) continue;
+          feed.seenOrders.add(o.id);
+          feed.ordersOpened += 1;
+        }
+        return true;
+      });
+    }
+  };
+
+  // Start: one REST read per venue (the streams' baseline), then the streams.
+  await Promise.all([...feeds.values()].map((f) => poll(f)));
+  for (const feed of feeds.values()) {
+    feed.mode = 'streaming';
+    startStreams(feed);
+  }
+
+  const cancelled = ctx.cancelled.catch((err: unknown) => err);
+  const deadline = started + WATCHER_RUN_MS;
+  try {
+    while (!stopped && performance.now() < deadline) {
+      const tick = await Promise.race([sleepUnlessStopped(TICK_MS).then(() => null), cancelled]);
+      if (tick !== null) throw tick instanceof CancelledFailure ? tick : new CancelledFailure(String(tick));
+      ctx.heartbeat({ generation: plan.generation });
+      const now = performance.now();
+      for (const feed of feeds.values()) {
+        const hasPrices = symbolsOf(feed).length > 0;
+        if (feed.mode === 'streaming' && hasPrices && now - (feed.pulseMs ?? feed.freshMs ?? now) > plan.streamSilenceSeconds * 1000) {
+          fallBack(feed, `price stream silent for more than ${plan.streamSilenceSeconds} s`);
+        }
+        const every = feed.mode === 'polling' ? plan.pollIntervalSeconds : plan.snapshotIntervalSeconds;
+        if (now - feed.lastPollMs >= every * 1000) void poll(feed);
+      }
+      void consider();
+    }
+  } finally {
+    stopped = true;
+  }
+  return { ended: guardGone ? 'guardGone' : 'handover' };
+}
+
+function pickHeld(prices: Record<string, DecimalString>, balances: Record<string, DecimalString>): Record<string, DecimalString> {
+  return Object.fromEntries(Object.entries(prices).filter(([asset]) => asset in balances));
+}
