@@ -199,6 +199,25 @@ export function spreadOrders(n: number, offset = 0): NewPaperOrder[] {
   });
 }
 
+/**
+ * What changed in the books, for whoever streams it (tooling/paper/streams.ts turns these into Binance's stream
+ * events). Listeners run synchronously after the change; a book with no listener pays nothing.
+ */
+export type PaperChange =
+  /** USDT prices of these assets were set (every market of which they are base or quote moved). */
+  | { kind: 'prices'; assets: string[] }
+  /** Spot balances of these assets changed (absolute values are read from the book). */
+  | { kind: 'spotBalances'; assets: string[] }
+  /**
+   * The futures wallet of these assets and/or these positions changed; a closed position comes with positionAmt "0".
+   * `reason` is ACCOUNT_UPDATE's "m" (ORDER for a fill, DEPOSIT for a seed/control change).
+   */
+  | { kind: 'futuresAccount'; assets: string[]; positions: PaperPosition[]; reason: 'ORDER' | 'DEPOSIT' }
+  /** An order was accepted (NEW), filled at once (FILLED, at `fillPrice`) or cancelled (CANCELED). */
+  | { kind: 'order'; order: PaperOrder; status: 'NEW' | 'FILLED' | 'CANCELED'; fillPrice?: string };
+
+export type PaperChangeListener = (change: PaperChange) => void;
+
 export class PaperBookError extends Error {
   constructor(
     /** Binance error code, e.g. -2011. */
@@ -229,6 +248,17 @@ export class PaperExchange {
   private nextOrderId = 1;
   /** Cancels and fills performed, for tests and the demo's report. */
   readonly stats = { cancelled: 0, placed: 0, filled: 0 };
+  private readonly listeners = new Set<PaperChangeListener>();
+
+  /** Calls `listener` after every change of prices, balances, positions or orders; returns the unsubscribe. */
+  onChange(listener: PaperChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(change: PaperChange): void {
+    for (const listener of this.listeners) listener(change);
+  }
 
   reset(): void {
     this.prices = new Map(Object.entries(DEFAULT_PRICES));
@@ -251,6 +281,8 @@ export class PaperExchange {
     for (const m of markets) this.listMarket(m);
     for (const [asset, amount] of Object.entries(seed.spotBalances ?? {})) this.spotBalances.set(checkedAsset(asset), checked(amount));
     for (const [asset, amount] of Object.entries(seed.futuresBalances ?? {})) this.futuresBalances.set(checkedAsset(asset), checked(amount));
+    if (seed.spotBalances) this.emit({ kind: 'spotBalances', assets: Object.keys(seed.spotBalances) });
+    const seededPositions: PaperPosition[] = [];
     for (const [symbol, input] of Object.entries(seed.filters ?? {})) this.setFilters(symbol, input);
     for (const p of seed.positions ?? []) {
       this.requireSymbol(p.symbol, 'futures');
@@ -260,7 +292,12 @@ export class PaperExchange {
       if (!fits) {
         throw new PaperBookError(-4061, `a ${side} position of ${p.positionAmt} ${p.symbol} does not fit ${this.dualSidePosition ? 'Hedge Mode (LONG positive, SHORT negative)' : 'One-way Mode (BOTH)'}`);
       }
-      this.positions.set(positionKey(p.symbol, side), { symbol: p.symbol, positionSide: side, positionAmt: p.positionAmt, entryPrice: checked(p.entryPrice) });
+      const position: PaperPosition = { symbol: p.symbol, positionSide: side, positionAmt: p.positionAmt, entryPrice: checked(p.entryPrice) };
+      this.positions.set(positionKey(p.symbol, side), position);
+      seededPositions.push(position);
+    }
+    if (seed.futuresBalances || seededPositions.length > 0) {
+      this.emit({ kind: 'futuresAccount', assets: Object.keys(seed.futuresBalances ?? {}), positions: seededPositions, reason: 'DEPOSIT' });
     }
     for (const order of seed.orders ?? []) this.placeOrder(order);
   }
@@ -382,6 +419,7 @@ export class PaperExchange {
     if (asset !== QUOTE && ![...this.listings.values()].some((l) => l.base === asset)) {
       this.listings.set(`${asset}${QUOTE}`, { symbol: `${asset}${QUOTE}`, base: asset, quote: QUOTE, spot: true, futures: true });
     }
+    this.emit({ kind: 'prices', assets: [asset] });
   }
 
   /**
@@ -412,6 +450,7 @@ export class PaperExchange {
     }
     const listing: PaperListing = { symbol, base, quote, spot: input.spot ?? existing?.spot ?? true, futures };
     this.listings.set(symbol, listing);
+    if (!options.priceLater && input.price !== undefined) this.emit({ kind: 'prices', assets: [base] });
     return listing;
   }
 
@@ -425,6 +464,7 @@ export class PaperExchange {
     if ([...this.positions.values()].some((p) => p.symbol === symbol)) throw new PaperBookError(-1100, `${symbol} has an open position; close it first`);
     for (const o of this.openOrders('spot', false, symbol).concat(this.openOrders('futures', false, symbol), this.openOrders('futures', true, symbol))) {
       this.orders.delete(o.orderId);
+      this.emit({ kind: 'order', order: o, status: 'CANCELED' });
     }
     this.listings.delete(symbol);
     return listing;
@@ -514,11 +554,17 @@ export class PaperExchange {
       time: Date.now(),
     };
     this.stats.placed += 1;
-    if (type === 'MARKET') this.fill(placed);
-    else this.orders.set(placed.orderId, placed);
+    const filled = type === 'MARKET' ? this.fill(placed) : undefined;
+    if (!filled) this.orders.set(placed.orderId, placed);
     // Only orders the book accepted are logged (a refused fill throws above).
     this.orderLog.push(placed);
     if (this.orderLog.length > ORDER_LOG_LIMIT) this.orderLog.shift();
+    // Binance's order: the order's own report(s) first, then the account change the fill caused.
+    this.emit({ kind: 'order', order: placed, status: 'NEW' });
+    if (filled) {
+      this.emit({ kind: 'order', order: placed, status: 'FILLED', fillPrice: filled.price });
+      this.emit(filled.change);
+    }
     return placed;
   }
 
@@ -539,8 +585,9 @@ export class PaperExchange {
    * Binance may instead trim an oversized reduce-only order to the position; refusing is the stricter model, and a
    * client that sizes from a fresh fetch works against both.
    */
-  private fill(order: PaperOrder): void {
+  private fill(order: PaperOrder): { price: string; change: PaperChange } {
     const price = this.priceOfSymbol(order.symbol, order.market);
+    let account: PaperChange;
     const { base, quote } = this.requireListing(order.symbol, order.market);
     const signed = new Decimal(order.origQty).times(order.side === 'BUY' ? 1 : -1);
     if (order.market === 'spot') {
@@ -549,6 +596,7 @@ export class PaperExchange {
       if (baseBalance.isNegative() || quoteBalance.isNegative()) throw new PaperBookError(-2010, 'Account has insufficient balance for requested action.');
       this.spotBalances.set(base, toDecimalString(baseBalance));
       this.spotBalances.set(quote, toDecimalString(quoteBalance));
+      account = { kind: 'spotBalances', assets: [base, quote] };
     } else {
       const key = positionKey(order.symbol, order.positionSide);
       const current = this.positions.get(key);
@@ -569,13 +617,19 @@ export class PaperExchange {
         const wallet = new Decimal(this.futuresBalances.get(quote) ?? '0').plus(pnl);
         this.futuresBalances.set(quote, toDecimalString(wallet));
       }
-      if (next.isZero()) this.positions.delete(key);
-      else {
+      let after: PaperPosition;
+      if (next.isZero()) {
+        this.positions.delete(key);
+        after = { symbol: order.symbol, positionSide: order.positionSide, positionAmt: '0', entryPrice: '0' };
+      } else {
         const entry = current && !next.isNegative() === !amount.isNegative() && !amount.isZero() ? current.entryPrice : toDecimalString(price);
-        this.positions.set(key, { symbol: order.symbol, positionSide: order.positionSide, positionAmt: toDecimalString(next), entryPrice: entry });
+        after = { symbol: order.symbol, positionSide: order.positionSide, positionAmt: toDecimalString(next), entryPrice: entry };
+        this.positions.set(key, after);
       }
+      account = { kind: 'futuresAccount', assets: [quote], positions: [after], reason: 'ORDER' };
     }
     this.stats.filled += 1;
+    return { price: toDecimalString(price), change: account };
   }
 
   cancelOrder(market: PaperMarket, algo: boolean, symbol: string, id: { orderId?: number; clientOrderId?: string }): PaperOrder {
@@ -586,13 +640,17 @@ export class PaperExchange {
     if (!order) throw new PaperBookError(-2011, 'Unknown order sent.');
     this.orders.delete(order.orderId);
     this.stats.cancelled += 1;
+    this.emit({ kind: 'order', order, status: 'CANCELED' });
     return order;
   }
 
   cancelAll(market: PaperMarket, algo: boolean, symbol: string): PaperOrder[] {
     this.requireSymbol(symbol, market);
     const cancelled = this.openOrders(market, algo, symbol);
-    for (const o of cancelled) this.orders.delete(o.orderId);
+    for (const o of cancelled) {
+      this.orders.delete(o.orderId);
+      this.emit({ kind: 'order', order: o, status: 'CANCELED' });
+    }
     this.stats.cancelled += cancelled.length;
     return cancelled;
   }

@@ -10,6 +10,7 @@ import { Decimal } from '../../src/domain/money';
 import { NewPaperListing, NewPaperOrder, PaperBookError, PaperExchange, PaperFiltersInput, PaperListing, PaperMarket, PaperOrder, PaperSeed, QUOTE } from './exchange';
 import { FaultInjector, FaultRuleInput } from './faults';
 import { PaperApi, PaperRateLimiter, PaperRateLimits, apiOf, requestWeight } from './rate-limits';
+import { PaperAuthError, PaperStreamTimings, PaperStreams, STREAM_GROUPS, StreamGroup, attachPaperStreams } from './streams';
 
 export interface PaperCredentials {
   apiKey: string;
@@ -27,6 +28,8 @@ export interface PaperServerOptions {
   faultSeed?: number;
   /** Request-weight limits (tooling/paper/rate-limits.ts); Binance's own by default. */
   rateLimits?: Partial<PaperRateLimits>;
+  /** WebSocket periods (ping, ticker cadence, listenKey validity...); Binance's own by default (streams.ts). */
+  streamTimings?: Partial<PaperStreamTimings>;
 }
 
 export interface PaperServer {
@@ -38,6 +41,8 @@ export interface PaperServer {
   requests: Map<string, number>;
   /** IP request-weight windows, 429s and bans, as Binance applies them (tooling/paper/rate-limits.ts). */
   rateLimits: PaperRateLimiter;
+  /** The WebSocket streams on the same port (tooling/paper/streams.ts). */
+  streams: PaperStreams;
   app: FastifyInstance;
   close(): Promise<void>;
 }
@@ -154,14 +159,14 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
 
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
-  /** Verifies key, HMAC-SHA256 signature over the raw parameter string, and timestamp/recvWindow; returns params. */
-  function authenticate(req: FastifyRequest, reply: FastifyReply): Params | undefined {
-    const payload = typeof req.body === 'string' && req.body.length > 0 ? req.body : rawQuery(req);
-    const apiKey = req.headers['x-mbx-apikey'];
-    if (typeof apiKey !== 'string' || apiKey.length === 0) {
-      binanceError(reply, 401, -2014, 'API-key format invalid.');
-      return undefined;
-    }
+  /**
+   * Verifies key, HMAC-SHA256 signature over the raw parameter string (`...&signature=<hex>` last), and
+   * timestamp/recvWindow; REST requests and the WebSocket API's signed requests (streams.ts) share it.
+   * @param trade whether the request places or cancels orders (a readOnly key is refused then)
+   */
+  function verifySigned(apiKey: string | undefined, payload: string, trade: boolean): { ok: true; params: Params } | ({ ok: false } & PaperAuthError) {
+    const refuse = (status: number, code: number, msg: string) => ({ ok: false as const, status, code, msg });
+    if (typeof apiKey !== 'string' || apiKey.length === 0) return refuse(401, -2014, 'API-key format invalid.');
     const secret = secrets.get(apiKey);
     // -2015 REJECTED_MBX_KEY "Invalid API-key, IP, or permissions for action." with 401 "Unauthorized Request"
     // (https://developers.binance.com/docs/binance-spot-api-docs/errors; spot_api.yaml responses '401'): for an unknown
@@ -169,44 +174,58 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     // cancelling orders, our only signed non-GET routes): "API keys can be configured to allow access only to certain
     // types of secure methods" (https://developers.binance.com/docs/binance-spot-api-docs/rest-api/request-security).
     const status = keyStatus.get(apiKey) ?? 'ok';
-    if (secret === undefined || status === 'revoked' || (status === 'readOnly' && req.method !== 'GET')) {
-      binanceError(reply, 401, -2015, 'Invalid API-key, IP, or permissions for action.');
-      return undefined;
+    if (secret === undefined || status === 'revoked' || (status === 'readOnly' && trade)) {
+      return refuse(401, -2015, 'Invalid API-key, IP, or permissions for action.');
     }
     const at = payload.lastIndexOf('&signature=');
-    if (at === -1) {
-      binanceError(reply, 400, -1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.");
-      return undefined;
-    }
+    if (at === -1) return refuse(400, -1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.");
     const signed = payload.slice(0, at);
     const given = Buffer.from(payload.slice(at + '&signature='.length), 'utf8');
     const expected = Buffer.from(createHmac('sha256', secret).update(signed).digest('hex'), 'utf8');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      binanceError(reply, 400, -1022, 'Signature for this request is not valid.');
-      return undefined;
-    }
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return refuse(400, -1022, 'Signature for this request is not valid.');
     const params = parseParams(signed);
     const timestamp = Number(params.timestamp);
     const recvWindow = params.recvWindow !== undefined ? Number(params.recvWindow) : 5_000;
     // recvWindow "cannot be greater than 60000" (spot_api.yaml parameter recvWindow); Binance answers -1131
     // (ccxt binance.js exceptions: '-1131': {"code":-1131,"msg":"recvWindow must be less than 60000"}).
-    if (!Number.isFinite(recvWindow) || recvWindow > maxRecvWindow) {
-      binanceError(reply, 400, -1131, `recvWindow must be less than ${maxRecvWindow}`);
-      return undefined;
-    }
+    if (!Number.isFinite(recvWindow) || recvWindow > maxRecvWindow) return refuse(400, -1131, `recvWindow must be less than ${maxRecvWindow}`);
     // "Timing security" (https://developers.binance.com/docs/binance-spot-api-docs/rest-api/request-security; USDⓈ-M
     // futures' general info states the same rule): serve only if timestamp < serverTime + 1000 and
     // serverTime - timestamp <= recvWindow. Asymmetric: a client 1 s fast fails whatever its recvWindow.
     const now = serverTime();
-    if (!Number.isFinite(timestamp) || timestamp >= now + 1_000) {
-      binanceError(reply, 400, -1021, "Timestamp for this request was 1000ms ahead of the server's time.");
+    if (!Number.isFinite(timestamp) || timestamp >= now + 1_000) return refuse(400, -1021, "Timestamp for this request was 1000ms ahead of the server's time.");
+    if (now - timestamp > recvWindow) return refuse(400, -1021, 'Timestamp for this request is outside of the recvWindow.');
+    return { ok: true, params };
+  }
+
+  /** A signed REST request's parameters, or undefined after answering Binance's error. */
+  function authenticate(req: FastifyRequest, reply: FastifyReply): Params | undefined {
+    const payload = typeof req.body === 'string' && req.body.length > 0 ? req.body : rawQuery(req);
+    const apiKey = req.headers['x-mbx-apikey'];
+    const verdict = verifySigned(typeof apiKey === 'string' ? apiKey : undefined, payload, req.method !== 'GET');
+    if (!verdict.ok) {
+      binanceError(reply, verdict.status, verdict.code, verdict.msg);
       return undefined;
     }
-    if (now - timestamp > recvWindow) {
-      binanceError(reply, 400, -1021, 'Timestamp for this request is outside of the recvWindow.');
+    return verdict.params;
+  }
+
+  /**
+   * USER_STREAM endpoints take the API key only, no signature ("USER_STREAM: Endpoint requires sending a valid
+   * API-Key", USDⓈ-M "General Info" → "Endpoint Security Type"; ccxt binance.js sign() sends only X-MBX-APIKEY for
+   * `listenKey`): a key is refused when unknown or revoked (-2015), whatever the secret the client holds.
+   */
+  function apiKeyOnly(req: FastifyRequest, reply: FastifyReply): string | undefined {
+    const apiKey = req.headers['x-mbx-apikey'];
+    if (typeof apiKey !== 'string' || apiKey.length === 0) {
+      binanceError(reply, 401, -2014, 'API-key format invalid.');
       return undefined;
     }
-    return params;
+    if (!secrets.has(apiKey) || keyStatus.get(apiKey) === 'revoked') {
+      binanceError(reply, 401, -2015, 'Invalid API-key, IP, or permissions for action.');
+      return undefined;
+    }
+    return apiKey;
   }
 
   /** Registers a signed endpoint; book errors become Binance error bodies. */
@@ -538,6 +557,42 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     throw new PaperBookError(-1102, `Param '${idKey}' or '${clientKey}' must be sent, but both were empty/null!`);
   }
 
+  // ---- WebSocket streams (tooling/paper/streams.ts) ------------------------------------------------------------
+  const streams = attachPaperStreams({
+    server: app.server,
+    markets: exchange,
+    accounts: [{ book: exchange, apiKeys: options.credentials.map((c) => c.apiKey) }],
+    verifySigned: (apiKey, payload) => {
+      const verdict = verifySigned(apiKey, payload, false);
+      return verdict.ok ? { ok: true } : verdict;
+    },
+    now: serverTime,
+    timings: options.streamTimings,
+  });
+  // Close the sockets before fastify waits for its connections to end (an open WebSocket would hold it).
+  app.addHook('preClose', async () => streams.close());
+  // USDⓈ-M "Start User Data Stream (USER_STREAM)" POST /fapi/v1/listenKey → {"listenKey": "..."}; "Keepalive User
+  // Data Stream" PUT (extends by 60 minutes; -1125 "This listenKey does not exist." when there is none); "Close User
+  // Data Stream" DELETE → {} (https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams).
+  app.post('/fapi/v1/listenKey', async (req, reply) => {
+    const apiKey = apiKeyOnly(req, reply);
+    if (apiKey === undefined) return reply;
+    return { listenKey: streams.createListenKey(apiKey) };
+  });
+  app.put('/fapi/v1/listenKey', async (req, reply) => {
+    const apiKey = apiKeyOnly(req, reply);
+    if (apiKey === undefined) return reply;
+    const listenKey = streams.keepAliveListenKey(apiKey);
+    if (listenKey === undefined) return binanceError(reply, 400, -1125, 'This listenKey does not exist.');
+    return { listenKey };
+  });
+  app.delete('/fapi/v1/listenKey', async (req, reply) => {
+    const apiKey = apiKeyOnly(req, reply);
+    if (apiKey === undefined) return reply;
+    streams.deleteListenKey(apiKey);
+    return {};
+  });
+
   // ---- control API ----------------------------------------------------------------------------------------------
   app.post('/control/reset', async () => {
     exchange.reset();
@@ -635,6 +690,34 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     keyStatus.set(apiKey, status as PaperKeyStatus);
     return { status };
   });
+  // Stream connections, subscriptions, listenKeys, events sent and the stream faults in force.
+  app.get('/control/streams', async () => streams.stats());
+  // Stream faults: { "action": "drop", "streams": "all" | "market" | "user" } closes those connections at once (no
+  // close frame); { "action": "silence", "streams": ..., "ms"?: N } keeps them open, pinging, but sends no event (for N
+  // ms, or until DELETE); { "action": "delay", "ms": N } sends every event N ms late.
+  app.post<{ Body: { action?: unknown; streams?: unknown; ms?: unknown } }>('/control/streams/faults', async (req, reply) => {
+    const { action, ms } = req.body ?? {};
+    const group = (req.body?.streams ?? 'all') as StreamGroup;
+    if (!(STREAM_GROUPS as readonly unknown[]).includes(group)) return reply.code(400).send({ error: `streams must be one of ${STREAM_GROUPS.join(', ')}` });
+    if (ms !== undefined && (typeof ms !== 'number' || !Number.isSafeInteger(ms) || ms < 0)) return reply.code(400).send({ error: 'ms must be a non-negative integer' });
+    switch (action) {
+      case 'drop':
+        return { dropped: streams.drop(group) };
+      case 'silence':
+        streams.silence(group, ms as number | undefined);
+        return streams.stats().faults;
+      case 'delay':
+        if (ms === undefined) return reply.code(400).send({ error: 'delay needs "ms"' });
+        streams.delay(ms as number);
+        return streams.stats().faults;
+      default:
+        return reply.code(400).send({ error: 'action must be one of drop, silence, delay' });
+    }
+  });
+  app.delete('/control/streams/faults', async () => {
+    streams.clearFaults();
+    return streams.stats().faults;
+  });
   app.get('/control/holds', async () => [...faults.held.values()].map(({ release: _release, ...h }) => h));
   app.post<{ Params: { id: string } }>('/control/holds/:id/release', async (req, reply) =>
     faults.release(Number(req.params.id)) ? { released: true } : reply.code(404).send({ error: 'no such held request' }),
@@ -649,6 +732,7 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     faults,
     requests,
     rateLimits,
+    streams,
     app,
     close: async () => {
       faults.clear();
