@@ -1,6 +1,7 @@
 /**
  * Builds ccxt exchange instances for configured venues.
  */
+import { Agent as HttpAgent } from 'node:http';
 import ccxt, { Exchange } from 'ccxt';
 import { BinanceBooks } from './binance-books';
 import { BINANCE_WEIGHT_PER_MINUTE, RateBudget, installRateBudget } from './rate-budget';
@@ -50,6 +51,74 @@ export function routedFetch(origin: string): typeof fetch {
 }
 
 /**
+ * A Binance WebSocket URL as the paper exchange serves it: `wss://stream.binance.com:9443/ws` becomes
+ * `ws://<paper host>/stream.binance.com/ws`. The paper has one port for every Binance host, so the host moves into
+ * the path and the rest of the path stays Binance's (tooling/paper/streams.ts).
+ */
+export function paperWsUrl(url: string, origin: string): string {
+  const real = new URL(url);
+  const target = new URL(origin);
+  const scheme = target.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${target.host}/${real.hostname}${real.pathname}${real.search}`;
+}
+
+/** Every WebSocket URL of a ccxt `urls.api.ws` tree (ws-api nested), pointed at the paper exchange. */
+function paperWsUrls(tree: unknown, origin: string): unknown {
+  if (typeof tree === 'string') return /^wss?:\/\//.test(tree) ? paperWsUrl(tree, origin) : tree;
+  if (typeof tree !== 'object' || tree === null) return tree;
+  return Object.fromEntries(Object.entries(tree).map(([k, v]) => [k, paperWsUrls(v, origin)]));
+}
+
+/**
+ * ccxt schedules listenKey keep-alives with a bare 20-minute setTimeout (Exchange.delay, used by pro binance.js
+ * `authenticate` and `keepAliveListenKey`) that `close()` does not clear: a closed client would keep its process
+ * alive for up to 20 minutes. Such timers are tracked, unref'd (they never hold a process up on their own), and
+ * cleared by `close()`.
+ */
+function closeableDelays(exchange: Exchange): void {
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  exchange.delay = (timeout: number, method: unknown, ...args: unknown[]) => {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      void exchange.spawn(method, ...args);
+    }, timeout);
+    timer.unref();
+    timers.add(timer);
+  };
+  const close = exchange.close.bind(exchange);
+  exchange.close = async (cleanInstanceCache?: boolean) => {
+    for (const timer of timers) clearTimeout(timer);
+    timers.clear();
+    return close(cleanInstanceCache);
+  };
+}
+
+/**
+ * ccxt pro binance.js `ensureUserDataStreamWsSubscribeSignature` creates a future ('authenticate:signature:spot')
+ * that only concurrent callers await, and rejects it when the subscribe is refused (a bad secret: -1022): with no
+ * concurrent caller nobody handles that rejection, and Node's default `--unhandled-rejections=throw` ends the worker.
+ * Every WebSocket client's futures get a no-op handler here; whoever awaits a future still gets its rejection.
+ */
+function handledWsFutures(exchange: Exchange): void {
+  type WsClient = ReturnType<Exchange['client']>;
+  const patched = new WeakSet<WsClient>();
+  const client = exchange.client.bind(exchange);
+  exchange.client = (url: string) => {
+    const c = client(url);
+    if (!patched.has(c)) {
+      patched.add(c);
+      const future = c.future.bind(c);
+      c.future = (messageHash: string) => {
+        const f = future(messageHash);
+        (f as unknown as Promise<unknown>).catch(() => undefined);
+        return f;
+      };
+    }
+    return c;
+  };
+}
+
+/**
  * Builds a venue's ccxt instance.
  * @throws Error when mode, routeTo and account do not fit together (see venueSpecProblems)
  */
@@ -58,7 +127,8 @@ export function createVenueClient(spec: VenueSpec, credentials: Credentials, pap
   if (problems.length > 0) throw new Error(problems.join('; '));
   const mode = modeOf(spec);
   const kind = SUPPORTED_EXCHANGES[spec.exchange];
-  const ExchangeClass = ccxt[spec.exchange];
+  // The pro class: it extends the REST one (every REST call works as before) and adds the watch* methods.
+  const ExchangeClass = ccxt.pro[spec.exchange];
   const exchange: Exchange = new ExchangeClass({
     apiKey: credentials.apiKey,
     secret: credentials.secret,
@@ -86,7 +156,18 @@ export function createVenueClient(spec: VenueSpec, credentials: Credentials, pap
   exchange.number = String as unknown as typeof Number;
   // Binance demo trading: ccxt switches every URL to the venue's demo hosts (demo-api.binance.com, demo-fapi...).
   if (mode === 'demo') exchange.enableDemoTrading(true);
-  if (mode === 'paper' && spec.routeTo) exchange.fetchImplementation = routedFetch(spec.routeTo);
+  if (mode === 'paper' && spec.routeTo) {
+    exchange.fetchImplementation = routedFetch(spec.routeTo);
+    // WebSockets do not go through fetch: point every stream URL (market streams, USDⓈ-M user data, the spot
+    // WebSocket API) at the paper server, each with Binance's path.
+    const api = exchange.urls.api as Record<string, unknown>;
+    exchange.urls = { ...exchange.urls, api: { ...api, ws: paperWsUrls(api.ws, spec.routeTo) } } as typeof exchange.urls;
+    // ccxt refuses a plain ws:// URL unless the instance has an http Agent (Exchange.getHttpAgentIfNeeded, which
+    // otherwise asks for `await loadHttpProxyAgent()`); the paper server speaks plain HTTP.
+    if (new URL(spec.routeTo).protocol === 'http:') exchange.httpAgent = new HttpAgent();
+  }
+  closeableDelays(exchange);
+  handledWsFutures(exchange);
   const budget = budgetFor(spec, kind, mode);
   installRateBudget(exchange, budget);
   return { id: spec.id, kind, mode, ...(spec.account ? { account: spec.account } : {}), exchange, books: new BinanceBooks(exchange, kind, spec.id), budget };
