@@ -252,3 +252,56 @@ describe('stream faults', () => {
     expect((await stats(server)).faults.delayMs).toBe(0);
   });
 });
+
+describe('separate accounts', () => {
+  let server: PaperServer;
+  beforeAll(async () => {
+    server = await paper({ separateAccounts: true });
+  });
+
+  test("one key's user streams do not see another's changes; markets and prices stay shared", async () => {
+    const mine = { spot: venue(server, 'binance').exchange, perp: venue(server, 'binanceusdm').exchange };
+    const theirs = { spot: venue(server, 'binance', OTHER).exchange, perp: venue(server, 'binanceusdm', OTHER).exchange };
+    const mySpot = tracked(mine.spot.watchBalance());
+    const myPerp = tracked(mine.perp.watchBalance());
+    const theirSpot = theirs.spot.watchBalance();
+    const theirPerp = theirs.perp.watchBalance();
+    await until(
+      server,
+      (s) => [TEST_CREDENTIALS, OTHER].every((c) => s.byAccount[`spot|${c.apiKey}`] === 1 && s.byAccount[`futures|${c.apiKey}`] === 1),
+      'both accounts on both venues',
+    );
+    await control(server, '/control/seed', { account: OTHER.apiKey, spotBalances: { ETH: '7' }, futuresBalances: { USDT: '900' } });
+    expect(Number((await theirSpot).ETH!.free)).toBe(7);
+    expect(Number((await theirPerp).USDT!.total)).toBe(900);
+    expect(mySpot.settled).toBe(false);
+    expect(myPerp.settled).toBe(false);
+    // The REST books are apart too, and the default account is the first credential's.
+    expect((await control(server, `/control/state?account=${OTHER.apiKey}`)) as { spotBalances: object }).toMatchObject({ spotBalances: { ETH: '7' } });
+    expect(((await control(server, '/control/state')) as { spotBalances: object }).spotBalances).toEqual({});
+    expect(Number((await mine.spot.fetchBalance()).ETH?.free ?? 0)).toBe(0);
+
+    await control(server, '/control/seed', { spotBalances: { ETH: '1' }, futuresBalances: { USDT: '100' } });
+    expect(Number((await mySpot.promise).ETH!.free)).toBe(1);
+    expect(Number((await myPerp.promise).USDT!.total)).toBe(100);
+
+    // Orders: theirs reach their stream only; prices reach everyone's market streams.
+    const theirOrders = theirs.spot.watchOrders();
+    const myOrders = tracked(mine.spot.watchOrders());
+    const placed = (await control(server, '/control/orders', { account: OTHER.apiKey, market: 'spot', symbol: 'ETHUSDT', side: 'SELL', price: '5000', quantity: '1' })) as { orderId: number };
+    expect((await theirOrders).at(-1)).toMatchObject({ id: String(placed.orderId), status: 'open' });
+    expect(myOrders.settled).toBe(false);
+    expect(await mine.spot.fetchOpenOrders('ETH/USDT')).toHaveLength(0);
+    const myTrades = mine.spot.watchTradesForSymbols(['LINK/USDT']);
+    const theirTrades = theirs.spot.watchTradesForSymbols(['LINK/USDT']);
+    await until(server, (s) => s.byStream['spot|linkusdt@trade'] === 2, 'both trade subscriptions');
+    await control(server, '/control/prices', { LINK: '16' });
+    expect(Number((await myTrades).at(-1)!.price)).toBe(16);
+    expect(Number((await theirTrades).at(-1)!.price)).toBe(16);
+  });
+
+  test('an unknown account in the control API is a 404', async () => {
+    const res = await fetch(`${server.url}/control/state?account=nobody`);
+    expect(res.status).toBe(404);
+  });
+});

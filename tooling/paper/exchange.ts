@@ -229,11 +229,53 @@ export class PaperBookError extends Error {
   }
 }
 
+/** What every account of one venue shares: prices, listed markets, futures filters, the order-id sequence. */
+interface PaperMarketState {
+  prices: Map<string, string>;
+  listings: Map<string, PaperListing>;
+  filterOverrides: Map<string, PaperFiltersInput>;
+  nextOrderId: number;
+}
+
+const freshMarketState = (): PaperMarketState => ({
+  prices: new Map(Object.entries(DEFAULT_PRICES)),
+  listings: defaultListings(),
+  filterOverrides: new Map(),
+  nextOrderId: 1,
+});
+
 export class PaperExchange {
+  /**
+   * Markets and prices: this book's own, or those of the book it was built with (`new PaperExchange(first)`: one
+   * account of a venue with several, see startPaperServer's `separateAccounts`).
+   */
+  private readonly market: { state: PaperMarketState };
+  /** The book whose markets this one shares, which also hears its price changes. */
+  private readonly marketsOwner?: PaperExchange;
+
+  constructor(sharesMarketsWith?: PaperExchange) {
+    this.marketsOwner = sharesMarketsWith;
+    this.market = sharesMarketsWith ? sharesMarketsWith.market : { state: freshMarketState() };
+  }
+
   /** USDT price per asset. */
-  prices = new Map<string, string>(Object.entries(DEFAULT_PRICES));
+  get prices(): Map<string, string> {
+    return this.market.state.prices;
+  }
+  set prices(prices: Map<string, string>) {
+    this.market.state.prices = prices;
+  }
   /** Listed markets by Binance symbol. */
-  listings = defaultListings();
+  get listings(): Map<string, PaperListing> {
+    return this.market.state.listings;
+  }
+  set listings(listings: Map<string, PaperListing>) {
+    this.market.state.listings = listings;
+  }
+  /** Futures filters changed from their defaults, by symbol. */
+  private get filterOverrides(): Map<string, PaperFiltersInput> {
+    return this.market.state.filterOverrides;
+  }
   spotBalances = new Map<string, string>();
   futuresBalances = new Map<string, string>();
   /** Keyed by {@link positionKey}: the symbol in One-way Mode, `SYMBOL:LONG` / `SYMBOL:SHORT` in Hedge Mode. */
@@ -241,11 +283,8 @@ export class PaperExchange {
   orders = new Map<number, PaperOrder>();
   /** Hedge Mode when true ("Get Current Position Mode" GET /fapi/v1/positionSide/dual). */
   dualSidePosition = false;
-  /** Futures filters changed from their defaults, by symbol. */
-  private filterOverrides = new Map<string, PaperFiltersInput>();
   /** Every order placed (filled or resting), oldest first, at most {@link ORDER_LOG_LIMIT}: what tests check splits by. */
   readonly orderLog: PaperOrder[] = [];
-  private nextOrderId = 1;
   /** Cancels and fills performed, for tests and the demo's report. */
   readonly stats = { cancelled: 0, placed: 0, filled: 0 };
   private readonly listeners = new Set<PaperChangeListener>();
@@ -257,6 +296,8 @@ export class PaperExchange {
   }
 
   private emit(change: PaperChange): void {
+    // Prices are the shared markets': whoever streams them listens to the owner.
+    if (change.kind === 'prices' && this.marketsOwner) return this.marketsOwner.emit(change);
     for (const listener of this.listeners) listener(change);
   }
 
@@ -541,8 +582,8 @@ export class PaperExchange {
     const placed: PaperOrder = {
       market: order.market,
       algo: order.market === 'futures' && order.stopPrice !== undefined,
-      orderId: this.nextOrderId++,
-      clientOrderId: order.clientOrderId ?? `paper-${this.nextOrderId}`,
+      orderId: this.market.state.nextOrderId++,
+      clientOrderId: order.clientOrderId ?? `paper-${this.market.state.nextOrderId}`,
       symbol: order.symbol,
       side: order.side,
       type,

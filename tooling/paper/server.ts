@@ -28,6 +28,12 @@ export interface PaperServerOptions {
   faultSeed?: number;
   /** Request-weight limits (tooling/paper/rate-limits.ts); Binance's own by default. */
   rateLimits?: Partial<PaperRateLimits>;
+  /**
+   * One account per API key (spot balances, futures wallet, positions, orders, position mode), markets and prices
+   * shared; the control API's `account` picks one (default: the first credential's). Default false: every key acts
+   * on the one account.
+   */
+  separateAccounts?: boolean;
   /** WebSocket periods (ping, ticker cadence, listenKey validity...); Binance's own by default (streams.ts). */
   streamTimings?: Partial<PaperStreamTimings>;
 }
@@ -35,7 +41,10 @@ export interface PaperServerOptions {
 export interface PaperServer {
   url: string;
   port: number;
+  /** The first credential's account (the only one unless `separateAccounts`); it owns markets and prices. */
   exchange: PaperExchange;
+  /** Each API key's account: the same book for every key unless `separateAccounts`. */
+  accounts: Map<string, PaperExchange>;
   faults: FaultInjector;
   /** Venue requests received, by "METHOD /path" (control requests not counted): e.g. how often markets were loaded. */
   requests: Map<string, number>;
@@ -79,6 +88,19 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   const exchange = new PaperExchange();
   const app = Fastify({ logger: false });
   const secrets = new Map(options.credentials.map((c) => [c.apiKey, c.secret]));
+  const accounts = new Map<string, PaperExchange>(
+    options.credentials.map((c, i) => [c.apiKey, options.separateAccounts && i > 0 ? new PaperExchange(exchange) : exchange]),
+  );
+  const books = [...new Set(accounts.values())];
+  /** The book a verified key acts on. */
+  const bookOf = (apiKey: string) => accounts.get(apiKey) ?? exchange;
+  /** The control API's `account` (an API key; default the first credential's), or a 404 answer. */
+  const controlBook = (account: unknown, reply: FastifyReply): PaperExchange | undefined => {
+    if (account === undefined) return exchange;
+    const book = typeof account === 'string' ? accounts.get(account) : undefined;
+    if (!book) void reply.code(404).send({ error: `no account with API key ${JSON.stringify(account)}` });
+    return book;
+  };
   const maxRecvWindow = options.maxRecvWindowMs ?? 60_000;
   const faults = new FaultInjector(options.faultSeed ?? 1);
   const requests = new Map<string, number>();
@@ -229,14 +251,14 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   }
 
   /** Registers a signed endpoint; book errors become Binance error bodies. */
-  function signed(method: 'GET' | 'POST' | 'DELETE', url: string, handler: (p: Params) => unknown) {
+  function signed(method: 'GET' | 'POST' | 'DELETE', url: string, handler: (p: Params, book: PaperExchange) => unknown) {
     app.route({
       method,
       url,
       handler: async (req, reply) => {
         const params = authenticate(req, reply);
         if (params === undefined) return reply;
-        return handler(params);
+        return handler(params, bookOf(req.headers['x-mbx-apikey'] as string));
       },
     });
   }
@@ -400,33 +422,33 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
    * flexible tokens (`LDBTC`, `LDUSDT`: Binance shows Simple Earn flexible positions in this list under `LD`-prefixed
    * names) appear like any other asset.
    */
-  const balanceRows = (omitZero: boolean) =>
+  const balanceRows = (book: PaperExchange, omitZero: boolean) =>
     exchange
       .spotAssets()
-      .map((asset) => ({ asset, free: eightDecimals(exchange.spotBalances.get(asset) ?? '0'), locked: '0.00000000' }))
+      .map((asset) => ({ asset, free: eightDecimals(book.spotBalances.get(asset) ?? '0'), locked: '0.00000000' }))
       .filter((row) => !omitZero || !new Decimal(row.free).isZero());
 
-  signed('GET', '/api/v3/account', (p) => ({
+  signed('GET', '/api/v3/account', (p, book) => ({
     makerCommission: 10, takerCommission: 10, buyerCommission: 0, sellerCommission: 0,
     commissionRates: { maker: '0.00100000', taker: '0.00100000', buyer: '0.00000000', seller: '0.00000000' },
     canTrade: true, canWithdraw: true, canDeposit: true, brokered: false, requireSelfTradePrevention: false, preventSor: false,
     updateTime: Date.now(), accountType: 'SPOT',
-    balances: balanceRows(p.omitZeroBalances === 'true'),
+    balances: balanceRows(book, p.omitZeroBalances === 'true'),
     permissions: ['SPOT'], uid: 1,
   }));
-  signed('GET', '/api/v3/openOrders', (p) => exchange.openOrders('spot', false, p.symbol).map((o) => spotOrder(o)));
-  signed('DELETE', '/api/v3/openOrders', (p) => {
-    const cancelled = exchange.cancelAll('spot', false, requireParam(p, 'symbol'));
+  signed('GET', '/api/v3/openOrders', (p, book) => book.openOrders('spot', false, p.symbol).map((o) => spotOrder(o)));
+  signed('DELETE', '/api/v3/openOrders', (p, book) => {
+    const cancelled = book.cancelAll('spot', false, requireParam(p, 'symbol'));
     // Binance answers -2011 when the symbol has no open orders.
     if (cancelled.length === 0) throw new PaperBookError(-2011, 'Unknown order sent.');
     return cancelled.map((o) => ({ ...spotOrder(o, 'CANCELED'), origClientOrderId: o.clientOrderId, transactTime: Date.now() }));
   });
-  signed('POST', '/api/v3/order', (p) => {
-    const order = exchange.placeOrder(newOrder('spot', p));
+  signed('POST', '/api/v3/order', (p, book) => {
+    const order = book.placeOrder(newOrder('spot', p));
     return { ...spotOrder(order, order.type === 'MARKET' ? 'FILLED' : 'NEW'), transactTime: order.time, fills: [] };
   });
-  signed('DELETE', '/api/v3/order', (p) => {
-    const o = exchange.cancelOrder('spot', false, requireParam(p, 'symbol'), orderRef(p, 'orderId', 'origClientOrderId'));
+  signed('DELETE', '/api/v3/order', (p, book) => {
+    const o = book.cancelOrder('spot', false, requireParam(p, 'symbol'), orderRef(p, 'orderId', 'origClientOrderId'));
     return { ...spotOrder(o, 'CANCELED'), origClientOrderId: o.clientOrderId, transactTime: Date.now() };
   });
 
@@ -445,24 +467,24 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     workingType: 'CONTRACT_PRICE', priceMatch: 'NONE', closePosition: false, priceProtect: false, reduceOnly: o.reduceOnly,
     createTime: o.time, updateTime: o.time, triggerTime: 0, goodTillDate: 0,
   });
-  const positionRisk = () =>
-    [...exchange.positions.values()].map((p) => {
-      const mark = exchange.priceOfSymbol(p.symbol, 'futures');
+  const positionRisk = (book: PaperExchange) =>
+    [...book.positions.values()].map((p) => {
+      const mark = book.priceOfSymbol(p.symbol, 'futures');
       const notional = mark.times(p.positionAmt);
       return {
         symbol: p.symbol, positionSide: p.positionSide ?? 'BOTH', positionAmt: p.positionAmt, entryPrice: p.entryPrice, breakEvenPrice: p.entryPrice,
-        markPrice: toDecimalString(mark), unRealizedProfit: toDecimalString(exchange.unrealizedPnl(p)), liquidationPrice: '0',
-        isolatedMargin: '0', notional: toDecimalString(notional), marginAsset: exchange.requireListing(p.symbol, 'futures').quote, isolatedWallet: '0',
+        markPrice: toDecimalString(mark), unRealizedProfit: toDecimalString(book.unrealizedPnl(p)), liquidationPrice: '0',
+        isolatedMargin: '0', notional: toDecimalString(notional), marginAsset: book.requireListing(p.symbol, 'futures').quote, isolatedWallet: '0',
         initialMargin: toDecimalString(notional.abs().div(10)), maintMargin: toDecimalString(notional.abs().div(100)),
         positionInitialMargin: toDecimalString(notional.abs().div(10)), openOrderInitialMargin: '0', adl: 0,
         bidNotional: '0', askNotional: '0', updateTime: Date.now(), leverage: '10', marginType: 'cross',
       };
     });
-  const futuresAccount = () => {
-    const positions = positionRisk();
+  const futuresAccount = (book: PaperExchange) => {
+    const positions = positionRisk(book);
     const unrealizedBy = (asset: string) =>
       positions.filter((p) => p.marginAsset === asset).reduce((sum, p) => sum.plus(p.unRealizedProfit), ZERO);
-    const assets = [...exchange.futuresBalances].map(([asset, wallet]) => {
+    const assets = [...book.futuresBalances].map(([asset, wallet]) => {
       const upnl = unrealizedBy(asset);
       const margin = upnl.plus(wallet);
       return {
@@ -487,50 +509,50 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     };
   };
 
-  signed('GET', '/fapi/v3/account', futuresAccount);
-  signed('GET', '/fapi/v2/account', futuresAccount);
-  signed('GET', '/fapi/v3/positionRisk', positionRisk);
-  signed('GET', '/fapi/v2/positionRisk', positionRisk);
-  signed('GET', '/fapi/v1/leverageBracket', () =>
-    exchange.markets('futures').map(({ symbol }) => ({
+  signed('GET', '/fapi/v3/account', (_p, book) => futuresAccount(book));
+  signed('GET', '/fapi/v2/account', (_p, book) => futuresAccount(book));
+  signed('GET', '/fapi/v3/positionRisk', (_p, book) => positionRisk(book));
+  signed('GET', '/fapi/v2/positionRisk', (_p, book) => positionRisk(book));
+  signed('GET', '/fapi/v1/leverageBracket', (_p, book) =>
+    book.markets('futures').map(({ symbol }) => ({
       symbol, notionalCoef: 1,
       brackets: [{ bracket: 1, initialLeverage: 125, notionalCap: 9_000_000, notionalFloor: 0, maintMarginRatio: 0.004, cum: 0 }],
     })),
   );
-  signed('GET', '/fapi/v1/openOrders', (p) => exchange.openOrders('futures', false, p.symbol).map((o) => futuresOrder(o)));
-  signed('GET', '/fapi/v1/openAlgoOrders', (p) => exchange.openOrders('futures', true, p.symbol).map((o) => algoOrder(o)));
-  signed('DELETE', '/fapi/v1/allOpenOrders', (p) => {
-    exchange.cancelAll('futures', false, requireParam(p, 'symbol'));
+  signed('GET', '/fapi/v1/openOrders', (p, book) => book.openOrders('futures', false, p.symbol).map((o) => futuresOrder(o)));
+  signed('GET', '/fapi/v1/openAlgoOrders', (p, book) => book.openOrders('futures', true, p.symbol).map((o) => algoOrder(o)));
+  signed('DELETE', '/fapi/v1/allOpenOrders', (p, book) => {
+    book.cancelAll('futures', false, requireParam(p, 'symbol'));
     return { code: 200, msg: 'The operation of cancel all open order is done.' };
   });
-  signed('DELETE', '/fapi/v1/algoOpenOrders', (p) => {
-    exchange.cancelAll('futures', true, requireParam(p, 'symbol'));
+  signed('DELETE', '/fapi/v1/algoOpenOrders', (p, book) => {
+    book.cancelAll('futures', true, requireParam(p, 'symbol'));
     return { code: 200, msg: 'The operation of cancel all open order is done.' };
   });
   // USDⓈ-M "New Order (TRADE)": checked as Binance does before it reaches the book (position side against the
   // account's mode, LOT_SIZE / MARKET_LOT_SIZE / PRICE_FILTER, conditional types -4120): see checkNewFuturesOrder.
-  signed('POST', '/fapi/v1/order', (p) => {
+  signed('POST', '/fapi/v1/order', (p, book) => {
     const request = newOrder('futures', p);
-    exchange.checkNewFuturesOrder(request);
-    const order = exchange.placeOrder(request);
+    book.checkNewFuturesOrder(request);
+    const order = book.placeOrder(request);
     return futuresOrder(order, order.type === 'MARKET' ? 'FILLED' : 'NEW');
   });
   // "Get Current Position Mode (USER_DATA)" GET /fapi/v1/positionSide/dual: {"dualSidePosition": true} = Hedge Mode.
-  signed('GET', '/fapi/v1/positionSide/dual', () => ({ dualSidePosition: exchange.dualSidePosition }));
+  signed('GET', '/fapi/v1/positionSide/dual', (_p, book) => ({ dualSidePosition: book.dualSidePosition }));
   // "Change Position Mode (TRADE)" POST /fapi/v1/positionSide/dual, dualSidePosition "true" | "false"; refused with
   // -4059 / -4067 / -4068 (PaperExchange.setPositionMode).
-  signed('POST', '/fapi/v1/positionSide/dual', (p) => {
+  signed('POST', '/fapi/v1/positionSide/dual', (p, book) => {
     const value = requireParam(p, 'dualSidePosition');
     if (value !== 'true' && value !== 'false') throw new PaperBookError(-1100, "Illegal characters found in parameter 'dualSidePosition'; legal range is 'true, false'.");
-    exchange.setPositionMode(value === 'true');
+    book.setPositionMode(value === 'true');
     return { code: 200, msg: 'success' };
   });
-  signed('POST', '/fapi/v1/algoOrder', (p) => algoOrder(exchange.placeOrder({ ...newOrder('futures', p), stopPrice: requireParam(p, 'triggerPrice') })));
-  signed('DELETE', '/fapi/v1/order', (p) =>
-    futuresOrder(exchange.cancelOrder('futures', false, requireParam(p, 'symbol'), orderRef(p, 'orderId', 'origClientOrderId')), 'CANCELED'),
+  signed('POST', '/fapi/v1/algoOrder', (p, book) => algoOrder(book.placeOrder({ ...newOrder('futures', p), stopPrice: requireParam(p, 'triggerPrice') })));
+  signed('DELETE', '/fapi/v1/order', (p, book) =>
+    futuresOrder(book.cancelOrder('futures', false, requireParam(p, 'symbol'), orderRef(p, 'orderId', 'origClientOrderId')), 'CANCELED'),
   );
-  signed('DELETE', '/fapi/v1/algoOrder', (p) =>
-    algoOrder(exchange.cancelOrder('futures', true, requireParam(p, 'symbol'), orderRef(p, 'algoId', 'clientAlgoId')), 'CANCELED'),
+  signed('DELETE', '/fapi/v1/algoOrder', (p, book) =>
+    algoOrder(book.cancelOrder('futures', true, requireParam(p, 'symbol'), orderRef(p, 'algoId', 'clientAlgoId')), 'CANCELED'),
   );
 
   function newOrder(market: PaperMarket, p: Params): NewPaperOrder {
@@ -561,7 +583,7 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   const streams = attachPaperStreams({
     server: app.server,
     markets: exchange,
-    accounts: [{ book: exchange, apiKeys: options.credentials.map((c) => c.apiKey) }],
+    accounts: books.map((book) => ({ book, apiKeys: [...accounts].filter(([, b]) => b === book).map(([k]) => k) })),
     verifySigned: (apiKey, payload) => {
       const verdict = verifySigned(apiKey, payload, false);
       return verdict.ok ? { ok: true } : verdict;
@@ -595,7 +617,7 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
 
   // ---- control API ----------------------------------------------------------------------------------------------
   app.post('/control/reset', async () => {
-    exchange.reset();
+    for (const book of books) book.reset();
     requests.clear();
     rateLimits.reset();
     return exchange.snapshot();
@@ -630,27 +652,47 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
   app.get('/control/markets', async () => exchange.snapshot().markets);
   app.delete<{ Params: { symbol: string } }>('/control/markets/:symbol', async (req) => exchange.delistMarket(req.params.symbol));
   app.get('/control/requests', async () => Object.fromEntries(requests));
-  app.post<{ Body: PaperSeed }>('/control/seed', async (req) => {
-    exchange.seed(req.body ?? {});
-    return exchange.snapshot();
+  // `account` (an API key) picks the account with separateAccounts; markets and prices in a seed are everyone's.
+  app.post<{ Body: PaperSeed & { account?: string } }>('/control/seed', async (req, reply) => {
+    const { account, ...seed } = req.body ?? {};
+    const book = controlBook(account, reply);
+    if (!book) return reply;
+    book.seed(seed);
+    return book.snapshot();
   });
   app.post<{ Body: Record<string, string> }>('/control/prices', async (req) => {
     for (const [asset, price] of Object.entries(req.body ?? {})) exchange.setPrice(asset, price);
     return exchange.snapshot();
   });
-  app.post<{ Body: NewPaperOrder }>('/control/orders', async (req) => exchange.placeOrder(req.body));
-  app.get('/control/orders', async () => [...exchange.orders.values()]);
+  app.post<{ Body: NewPaperOrder & { account?: string } }>('/control/orders', async (req, reply) => {
+    const { account, ...order } = req.body ?? ({} as NewPaperOrder);
+    const book = controlBook(account, reply);
+    if (!book) return reply;
+    return book.placeOrder(order);
+  });
+  app.get<{ Querystring: { account?: string } }>('/control/orders', async (req, reply) => {
+    const book = controlBook(req.query.account, reply);
+    return book ? [...book.orders.values()] : reply;
+  });
   // Every order the book accepted (market orders included, which fill at once and never rest), oldest first.
-  app.get('/control/orderLog', async () => exchange.orderLog);
+  app.get<{ Querystring: { account?: string } }>('/control/orderLog', async (req, reply) => {
+    const book = controlBook(req.query.account, reply);
+    return book ? book.orderLog : reply;
+  });
   // The account's position mode: { "dualSidePosition": true } for Hedge Mode. Same rules as the venue endpoint
   // (no change while a futures position or order is open), except that setting the current mode again is fine.
-  app.post<{ Body: { dualSidePosition?: unknown } }>('/control/positionMode', async (req) => {
+  app.post<{ Body: { dualSidePosition?: unknown; account?: string } }>('/control/positionMode', async (req, reply) => {
     const dual = req.body?.dualSidePosition;
     if (typeof dual !== 'boolean') throw new PaperBookError(-1100, 'expected { "dualSidePosition": true | false }');
-    exchange.setPositionMode(dual, { control: true });
-    return { dualSidePosition: exchange.dualSidePosition };
+    const book = controlBook(req.body?.account, reply);
+    if (!book) return reply;
+    book.setPositionMode(dual, { control: true });
+    return { dualSidePosition: book.dualSidePosition };
   });
-  app.get('/control/positionMode', async () => ({ dualSidePosition: exchange.dualSidePosition }));
+  app.get<{ Querystring: { account?: string } }>('/control/positionMode', async (req, reply) => {
+    const book = controlBook(req.query.account, reply);
+    return book ? { dualSidePosition: book.dualSidePosition } : reply;
+  });
   // Changes futures filters per symbol: { "BTCUSDT": { "MARKET_LOT_SIZE": { "maxQty": "0.5" } } }; answers the
   // resulting filters of the symbols named.
   app.post<{ Body: Record<string, PaperFiltersInput> }>('/control/filters', async (req) => {
@@ -659,7 +701,10 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     return Object.fromEntries(Object.entries(body).map(([symbol, input]) => [symbol, exchange.setFilters(symbol, input)]));
   });
   app.get<{ Params: { symbol: string } }>('/control/filters/:symbol', async (req) => exchange.futuresFilters(exchange.requireListing(req.params.symbol, 'futures').symbol));
-  app.get('/control/state', async () => exchange.snapshot());
+  app.get<{ Querystring: { account?: string } }>('/control/state', async (req, reply) => {
+    const book = controlBook(req.query.account, reply);
+    return book ? book.snapshot() : reply;
+  });
   app.post<{ Body: FaultRuleInput }>('/control/faults', async (req, reply) => {
     try {
       return faults.add(req.body);
@@ -729,6 +774,7 @@ export async function startPaperServer(options: PaperServerOptions): Promise<Pap
     url: address,
     port,
     exchange,
+    accounts,
     faults,
     requests,
     rateLimits,
