@@ -82,6 +82,7 @@ async function main(argv: string[]): Promise<void> {
   const out = (line = '') => process.stdout.write(`${line}\n`);
   out(`Paper exchange listening on ${url}`);
   out('  Binance spot (/api/v3) and USDⓈ-M futures (/fapi), HMAC-SHA256 signed; a rehearsal venue, never give it real keys.');
+  out(`  WebSocket streams on the same port (ccxt pro watch* methods): ${url.replace(/^http/, 'ws')}/stream.binance.com/ws, /fstream.binance.com/..., /ws-api.binance.com/ws-api/v3`);
   if (!['127.0.0.1', 'localhost', '::1'].includes(opts.host)) out(`  WARNING: listening on ${opts.host}: the control API has no authentication.`);
   out(`  account: spot ${amounts(snap.spotBalances)}; futures ${amounts(snap.futuresBalances)}; ${snap.positions.length} position(s); ${snap.openOrders.total} open order(s)`);
   out('');
@@ -112,6 +113,8 @@ async function main(argv: string[]): Promise<void> {
     ['GET    /control/requests', 'venue requests received, by endpoint'],
     ['POST   /control/clock', 'shift the venue clock, e.g. {"offsetMs":-5000} (worker 5 s fast); GET reads it'],
     ['POST   /control/keys', 'change a key\'s permissions: {"apiKey":"...","status":"revoked"|"readOnly"|"ok"}'],
+    ['GET    /control/streams', 'WebSocket connections, subscriptions, events sent'],
+    ['POST   /control/streams/faults', 'stream fault: {"action":"drop"|"silence"|"delay","streams":"market"|"user"|"all","ms":N}; DELETE clears'],
   ]) {
     out(`  ${endpoint!.padEnd(32)} ${what}`);
   }
