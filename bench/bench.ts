@@ -10,35 +10,34 @@
  * - BENCH_LOAD_SECONDS (A: window per row, default 20), BENCH_SCALES (A: accounts, default 100,1000),
  *   BENCH_SIGNAL_PROBES (A: accounts following their signals until visible, default 20).
  * - BENCH_RECOVERY_RUNS (B, default 10), BENCH_RECOVERY_ORDERS (default 100), BENCH_RECOVERY_DELAY_MS (default 1000).
- * - BENCH_LONG_REPORTS (5, default 20000), BENCH_LONG_CONCURRENCY (5, default 8).
+ * - BENCH_LONG_REPORTS (5, default 10000), BENCH_LONG_CONCURRENCY (5, default 8).
  *
  * A quick look: BENCH_SECTIONS=A,B BENCH_LOAD_SECONDS=5 BENCH_SCALES=100 BENCH_RECOVERY_RUNS=3 npm run bench
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { BalanceReport } from '../src/api/contract';
 import { BreakerClient } from '../src/client';
-import { BreakerState, transition } from '../src/domain/breaker';
 import { parseAccountConfig } from '../src/domain/config';
-import { PriceBook, VenueHoldings, valuePortfolio } from '../src/domain/valuation';
 import { createVenueClient } from '../src/exchanges/ccxt-factory';
-import { DEFAULT_PRICES, spreadOrders } from '../tooling/paper/exchange';
+import { spreadOrders } from '../tooling/paper/exchange';
 import { PaperServer, startPaperServer } from '../tooling/paper/server';
 import { PERP_VENUE, SPOT_VENUE } from '../tooling/seed-scenario';
 import { startDevServer } from '../tooling/temporal/dev-server';
 import { bundleGuardWorkflows, createGuardWorker } from '../src/worker-factory';
 import { InProcessBreaker } from './baseline';
 import { BenchContext } from './context';
+import { runCoreCheck } from './core-check';
 import { recoveryWithStandby } from './recovery';
 import { bundleCeiling, reportsAgainstCeiling } from './reports-vs-ceiling';
 import { median, percentile, round } from './stats';
 import { detectionLatency, watchedScale } from './watcher-sections';
 
-const LONG_REPORTS = Number(process.env.BENCH_LONG_REPORTS ?? 20_000);
+const LONG_REPORTS = Number(process.env.BENCH_LONG_REPORTS ?? 10_000);
 /** Reports in flight at once to the long-lived guard, as several bots (or one pipelining bot) would send them. */
 const LONG_CONCURRENCY = Number(process.env.BENCH_LONG_CONCURRENCY ?? 8); // the server admits at most 10 in-flight updates per workflow
 /** Which sections to run, e.g. BENCH_SECTIONS=1,A (default all but the watcher's). */
@@ -48,51 +47,9 @@ const say = (line = '') => process.stdout.write(`${line}\n`);
 const ms = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
 const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
 
-// ---- 1. core check cost -------------------------------------------------------------------------------------------
-/**
- * Section 1 comes from bench/core-check.ts (another change: `runCoreCheck(say)` returning its figures) once that
- * file exists; until then the check below runs. CALL SITE: when core-check.ts lands, this probe can become a plain
- * import and coreCheck() below can go.
- */
-async function section1(): Promise<void> {
-  if (existsSync(path.join(__dirname, 'core-check.ts'))) {
-    const specifier = './core-check';
-    const mod = (await import(specifier)) as { runCoreCheck: (say: (line: string) => void) => Record<string, number> };
-    Object.assign(results, mod.runCoreCheck(say));
-    return;
-  }
-  coreCheck();
-}
-
-function coreCheck(): void {
-  const assets = Object.keys(DEFAULT_PRICES);
-  const at = new Date().toISOString();
-  const prices: PriceBook = Object.fromEntries(assets.map((a) => [a, { price: DEFAULT_PRICES[a]!, at, venue: 'spotA' }]));
-  const policy = { dustValue: '10', staleAfterSeconds: 300, ignoreAssets: [] };
-  const holdings: Record<string, VenueHoldings> = {
-    spotA: { balances: Object.fromEntries(assets.slice(0, 10).map((a) => [a, '12.5'])), positions: [], asOf: at, receivedAt: at, source: 'bot' },
-    spotB: { balances: Object.fromEntries(assets.slice(10).map((a) => [a, '7.25'])), positions: [], asOf: at, receivedAt: at, source: 'bot' },
-    perp: {
-      balances: { USDT: '5000' },
-      positions: assets.slice(0, 5).map((a) => ({ symbol: `${a}/USDT:USDT`, side: 'long' as const, contracts: '1', unrealizedPnl: '-12.34' })),
-      asOf: at,
-      receivedAt: at,
-      source: 'bot',
-    },
-  };
-  const limits = { warningPct: '3', thresholdPct: '5', autoClosePositions: false };
-  let state: BreakerState = { name: 'Active' };
-  const samples: number[] = [];
-  for (let i = 0; i < 22_000; i++) {
-    const t = process.hrtime.bigint();
-    const v = valuePortfolio(holdings, ['spotA', 'spotB', 'perp'], prices, '100000', 'USDT', at, policy);
-    state = transition(state, { type: 'PortfolioUpdate', at, totalValue: v.totalValue, lossPct: v.lossPct }, limits).state;
-    const ns = Number(process.hrtime.bigint() - t);
-    if (i >= 2_000) samples.push(ns); // after warm-up
-  }
-  results.coreCheck_median_ns = Math.round(median(samples));
-  results.coreCheck_p99_ns = Math.round(percentile(samples, 99));
-  say(`1. core check (valuation of 20 assets on 3 venues + transition): median ${results.coreCheck_median_ns} ns, p99 ${results.coreCheck_p99_ns} ns`);
+// ---- 1. core check cost: bench/core-check.ts (the full check, and the watcher's per-tick check) -----------------
+function section1(): void {
+  Object.assign(results, runCoreCheck(say));
 }
 
 function report(venue: string, seq: number, usdt: string): BalanceReport {
@@ -103,7 +60,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   say(`portfolio-breaker benchmark — ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
   results.machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version };
-  if (SECTIONS.has('1')) await section1();
+  if (SECTIONS.has('1')) section1();
 
   Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } } });
   const server = await startDevServer();
