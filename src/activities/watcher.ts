@@ -43,6 +43,17 @@ export interface WatcherDeps {
   markets: (client: VenueClient) => PricingMarket[];
 }
 
+/** How long the first call of a stream may take (a subscription or snapshot that never answers). */
+const STREAM_START_TIMEOUT_MS = 15_000;
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 const message = (err: unknown) => clip(err instanceof Error ? `${err.name}: ${err.message}` : String(err), 300);
 
 /** A decimal string from whatever ccxt hands over (strings with `number: String`, numbers otherwise), or undefined. */
@@ -105,6 +116,8 @@ export async function watchAccount(deps: WatcherDeps, plan: WatcherPlan): Promis
   let speaking = false;
   let again = false;
   let guardGone = false;
+  /** Nothing is said before the start-up reads are done and the streams started (the feeds' mode is known). */
+  let ready = false;
 
   /** Re-prices a venue's holdings from its last trade prices and marks its positions; feeds the live valuation. */
   const apply = (feed: VenueFeed) => {
@@ -138,6 +151,7 @@ export async function watchAccount(deps: WatcherDeps, plan: WatcherPlan): Promis
 
   /** Decides whether to speak now, and does (one signal at a time; a change meanwhile is looked at right after). */
   const consider = async (): Promise<void> => {
+    if (!ready) return;
     if (speaking) {
       again = true;
       return;
@@ -274,8 +288,11 @@ export async function watchAccount(deps: WatcherDeps, plan: WatcherPlan): Promis
       return true;
     });
     if (feed.client.kind === 'perp') {
+      let first = true;
       void stream(feed, 'positions', async () => {
-        const positions = (await ex.watchPositions()) as { symbol?: string; side?: string; contracts?: unknown; entryPrice?: unknown }[];
+        // ccxt's first watchPositions() answers from a REST snapshot and, when that fails, never settles: bounded.
+        const call = ex.watchPositions();
+        const positions = (first ? await withTimeout(call, STREAM_START_TIMEOUT_MS, 'the positions snapshot') : await call) as { symbol?: string; side?: string; contracts?: unknown; entryPrice?: unknown }[];
         const bySymbol = new Map(feed.positions.map((p) => [`${p.symbol} ${p.side}`, p]));
         for (const p of positions) {
           const contracts = decimal(p.contracts);
@@ -284,6 +301,7 @@ export async function watchAccount(deps: WatcherDeps, plan: WatcherPlan): Promis
           if (new Decimal(contracts).isZero()) bySymbol.delete(key);
           else bySymbol.set(key, { ...(bySymbol.get(key) ?? { unrealizedPnl: '0' }), symbol: p.symbol, side: p.side, contracts, ...(decimal(p.entryPrice) ? { entryPrice: decimal(p.entryPrice)! } : {}) });
         }
+        first = false;
         feed.positions = [...bySymbol.values()];
         apply(feed);
         return true;
@@ -309,6 +327,8 @@ export async function watchAccount(deps: WatcherDeps, plan: WatcherPlan): Promis
     feed.mode = 'streaming';
     startStreams(feed);
   }
+  ready = true;
+  void consider();
 
   const cancelled = ctx.cancelled.catch((err: unknown) => err);
   const deadline = started + WATCHER_RUN_MS;

@@ -851,7 +851,8 @@ function onWatcherObserved(w: Work, raw: unknown): void {
   }
   const o = parsed.value;
   const wc = w.state.watcher;
-  if (!wc || o.generation !== wc.generation) {
+  // From a watcher since replaced, or one that ended (its last words may arrive after its end): ignored.
+  if (!wc || o.generation !== wc.generation || !wc.running) {
     w.state = { ...w.state, counters: { ...counters, observationsIgnored: counters.observationsIgnored + 1 } };
     return;
   }

@@ -92,15 +92,15 @@ export function watcherPlan(config: AccountConfig, generation: number, triggered
 // ---------------------------------------------------------------------------------------------------------------
 // Validation (the signal is open to any Temporal client)
 
-/** A non-negative number of seconds, at most a year: an age on the watcher's clock. */
-const ageSeconds = rule<number>((v) =>
-  typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 31_536_000 ? undefined : `must be a number of seconds from 0 to 31536000, got ${got(v)}`,
+/** A non-negative number of seconds, at most a year (an age on the watcher's clock), or null before any data. */
+const ageSeconds = rule<number | null>((v) =>
+  v === null || (typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 31_536_000) ? undefined : `must be null or a number of seconds from 0 to 31536000, got ${got(v)}`,
 );
 
 const feedSchema = strictObject(
   {
     mode: oneOf(FEED_MODES),
-    dataAgeSeconds: z.union([ageSeconds, z.null()]),
+    dataAgeSeconds: ageSeconds,
     fallbacks: wholeNumber(0, Number.MAX_SAFE_INTEGER),
     lastError: z.union([z.string().transform((e) => clip(e, MAX_ERROR_CHARS)), z.null()]),
   },

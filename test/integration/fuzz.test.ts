@@ -52,7 +52,7 @@ const BREACH = SEED_STEPS.at(-1)!;
 type Rec = Record<string, unknown>;
 const OPERATOR_ACTIONS = ['reset', 'disable', 'enable', 'halt', 'resyncSeq'] as const;
 type OperatorAction = (typeof OPERATOR_ACTIONS)[number];
-type Kind = 'signal' | 'reportBalances' | OperatorAction;
+type Kind = 'signal' | 'reportBalances' | 'watcherObservation' | OperatorAction;
 
 interface FuzzInput {
   index: number;
@@ -513,13 +513,58 @@ function malformedOperatorRequest(g: Gen, action: OperatorAction): { payload: un
   return { payload: request, noArg: false, label: labels.join('; ') };
 }
 
-/** Every input of the run, in order: 40 % signals, 30 % `reportBalances`, 30 % operator updates. */
+/** A well-formed watcher observation of the running watcher (generation 1): each mutation below makes it invalid. */
+function baseObservation(): Rec {
+  return {
+    generation: 1,
+    reason: 'snapshot',
+    level: 'ok',
+    venues: { [SPOT]: { feed: { mode: 'streaming', dataAgeSeconds: 0.1, fallbacks: 0, lastError: null }, reading: { balances: { USDT: '1' }, prices: {}, positions: [] }, ordersOpened: 0 } },
+  };
+}
+
+type ObservationMutation = (o: Rec, spot: Rec, g: Gen) => string;
+const OBSERVATION_MUTATIONS: ObservationMutation[] = [
+  (_o, spot, g) => {
+    const [value, label] = badDecimal(g);
+    // A bad decimal that still parses as a valid amount would be accepted: keep only refusals.
+    (spot.reading as Rec).balances = { USDT: typeof value === 'string' && /^\d+(\.\d+)?$/.test(value) ? '-1' : value };
+    return `balance ${label}`;
+  },
+  (o, _spot, g) => ((o.generation = g.pick<unknown>([0, -1, 1.5, '1', null, 2 ** 60, true])), `generation ${show(o.generation)}`),
+  (_o, spot, g) => {
+    const feed = spot.feed as Rec;
+    feed.dataAgeSeconds = g.pick<unknown>([-1, '1', 31_536_001, [], {}]);
+    return `dataAgeSeconds ${show(feed.dataAgeSeconds)}`;
+  },
+  (_o, spot, g) => {
+    const feed = spot.feed as Rec;
+    feed.mode = g.pick<unknown>(['websocket', '', 1, null]);
+    return `mode ${show(feed.mode)}`;
+  },
+  (o, spot) => ((o.venues = { kraken: spot }), 'unknown venue kraken'),
+  (o, _spot, g) => ((o.reason = g.pick<unknown>(['later', '', 7, null])) !== undefined ? `reason ${show(o.reason)}` : 'reason'),
+  (_o, spot, g) => ((spot.ordersOpened = g.pick<unknown>([-1, 1.5, 'many', 2_000_000])) !== undefined ? `ordersOpened ${show(spot.ordersOpened)}` : ''),
+  (o) => ((o.extra = 1), 'an extra field'),
+  (_o, spot, g) => (((spot.reading as Rec).positions = g.pick<unknown>([{}, 'none', [{ symbol: 'BTC/USDT:USDT' }]])) !== undefined ? 'bad positions' : ''),
+];
+
+function malformedObservation(g: Gen): { payload: unknown; noArg: boolean; label: string } {
+  if (g.chance(0.1)) return wholeReport(g);
+  const observation = baseObservation();
+  const spot = (observation.venues as Rec)[SPOT] as Rec;
+  const label = g.pick(OBSERVATION_MUTATIONS)(observation, spot, g);
+  return { payload: observation, noArg: false, label };
+}
+
+/** Every input of the run, in order: 30 % report signals, 10 % watcher observations, 30 % `reportBalances`, 30 % operator updates. */
 function generateInputs(seed: number, count: number): FuzzInput[] {
   const g = new Gen(seededRandom(seed));
   return Array.from({ length: count }, (_, index) => {
     const roll = g.int(0, 99);
-    const kind: Kind = roll < 40 ? 'signal' : roll < 70 ? 'reportBalances' : g.pick(OPERATOR_ACTIONS);
-    const made = kind === 'signal' || kind === 'reportBalances' ? malformedReport(g) : malformedOperatorRequest(g, kind);
+    const kind: Kind = roll < 30 ? 'signal' : roll < 40 ? 'watcherObservation' : roll < 70 ? 'reportBalances' : g.pick(OPERATOR_ACTIONS);
+    const made =
+      kind === 'signal' || kind === 'reportBalances' ? malformedReport(g) : kind === 'watcherObservation' ? malformedObservation(g) : malformedOperatorRequest(g, kind);
     return { index, kind, ...made };
   });
 }
@@ -597,6 +642,10 @@ function invariant(s: GuardStateView) {
   const counters: Partial<GuardStateView['counters']> = { ...s.counters };
   delete counters.reportsRejected;
   delete counters.valuations;
+  // The guard's own watcher speaks during the run (snapshots); forged observations are counted as rejected.
+  delete counters.observations;
+  delete counters.observationsRejected;
+  delete counters.observationsIgnored;
   return {
     state: s.state,
     breaker: s.breaker,
@@ -616,13 +665,13 @@ function invariant(s: GuardStateView) {
   };
 }
 
-const otherThanRejections = (events: GuardEvent[]) => events.filter((e) => e.type !== 'ReportRejected');
+const otherThanRejections = (events: GuardEvent[]) => events.filter((e) => e.type !== 'ReportRejected' && e.type !== 'ObservationRejected');
 
 describe('fuzzing a running guard', () => {
   it(`refuses ${BATCH * BATCHES} malformed signals and updates without a failed workflow task or a change of state, then still trips (FUZZ_SEED=${SEED})`, async () => {
     const started = Date.now();
     const inputs = generateInputs(SEED, BATCH * BATCHES);
-    const sent: Record<Kind, number> = { signal: 0, reportBalances: 0, reset: 0, disable: 0, enable: 0, halt: 0, resyncSeq: 0 };
+    const sent: Record<Kind, number> = { signal: 0, reportBalances: 0, watcherObservation: 0, reset: 0, disable: 0, enable: 0, halt: 0, resyncSeq: 0 };
     let totalBytes = 0;
 
     h.paper.exchange.seed(seedPaperAccount());
@@ -637,6 +686,7 @@ describe('fuzzing a running guard', () => {
     const eventsBefore = await h.breaker.events(accountId);
     const handle = h.client.workflow.getHandle(workflowId);
     let signalsSent = 0;
+    let observationsSent = 0;
     let updatesRetried = 0;
     /** Sends an update again when the continue-as-new race aborted it (see abortedByTaskFailure). */
     const sendUpdate = async <T>(send: () => Promise<T>): Promise<T> => {
@@ -676,6 +726,15 @@ describe('fuzzing a running guard', () => {
           }
           return;
         }
+        if (input.kind === 'watcherObservation') {
+          try {
+            await handle.signal('watcherObservation', ...args);
+            observationsSent += 1;
+          } catch (err) {
+            problems.push(`${where(input)}: the signal could not be sent: ${String(err)}`);
+          }
+          return;
+        }
         const name = input.kind;
         try {
           const answer = await sendUpdate(() => (input.noArg ? handle.executeUpdate(name) : handle.executeUpdate(name, { args: [input.payload] })));
@@ -689,8 +748,15 @@ describe('fuzzing a running guard', () => {
 
       // Every signal is processed: counted as rejected, exactly once, and nothing else changed.
       const expectedRejected = before.counters.reportsRejected + signalsSent;
-      const after = await eventually(() => h.breaker.state(accountId), (s) => s.counters.reportsRejected >= expectedRejected, 20_000);
+      const expectedObservationsRejected = before.counters.observationsRejected + observationsSent;
+      const after = await eventually(
+        () => h.breaker.state(accountId),
+        (s) => s.counters.reportsRejected >= expectedRejected && s.counters.observationsRejected >= expectedObservationsRejected,
+        20_000,
+      );
       expect(after.counters.reportsRejected).toBe(expectedRejected);
+      // Every forged observation refused; the real watcher's own keep coming (counted apart, not compared).
+      expect(after.counters.observationsRejected).toBe(expectedObservationsRejected);
       expect(invariant(after)).toEqual(invariant(before));
       const events = await h.breaker.events(accountId);
       expect(otherThanRejections(events)).toEqual(otherThanRejections(eventsBefore));

@@ -71,6 +71,8 @@ export async function startHarness(name: string): Promise<Harness> {
       await running;
       await connection.close();
       await nativeConnection.close();
+      // The watchers' WebSocket connections would keep the process alive.
+      await Promise.all([...venues.values()].map((v) => v.exchange.close()));
       await paper.close();
     },
   };

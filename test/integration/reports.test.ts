@@ -93,8 +93,9 @@ describe('sequence numbers', () => {
   it('continues as new when Temporal suggests it, carrying state, seq and events', async () => {
     // The shared test server suggests continue-as-new after 60 history events (see global-setup.ts).
     const accountId = uniqueAccount('can');
-    // No timer read during the test (it may take a minute on a loaded machine): the figures are the bots' alone.
-    const handle = await h.breaker.startGuard({ accountId, initialCapital: '10000', venues: [SPOT, PERP], valuationIntervalSeconds: 3600 });
+    // No timer read and no watcher during the test: the bots report balances the paper account does not hold, and
+    // the figures must be the bots' alone (a watcher would replace them with the venue's own).
+    const handle = await h.breaker.startGuard({ accountId, initialCapital: '10000', venues: [SPOT, PERP], valuationIntervalSeconds: 3600, watch: { enabled: false } });
     const firstRunId = handle.firstExecutionRunId;
     // The guard's start-up reads first: a read that starts after a bot's report is newer than it, and would count.
     await eventually(() => h.breaker.state(accountId), (s) => s.lastValuationAt !== null);

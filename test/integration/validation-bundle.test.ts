@@ -28,7 +28,7 @@ const EXPECTED: Record<string, string> = {
   'config: EUR': 'config.referenceCurrency: must be one of "USDT", "USDC", got "EUR"',
   'config: unknown field':
     'config: unknown field "surprise"; allowed fields: accountId, initialCapital, referenceCurrency, warningPct, thresholdPct, ' +
-    'autoClosePositions, venues, valuationIntervalSeconds, sweepIntervalSeconds, maxSeqJump, blindPolicy',
+    'autoClosePositions, venues, valuationIntervalSeconds, sweepIntervalSeconds, maxSeqJump, blindPolicy, watch',
   'config: missing initialCapital': 'config.initialCapital: is required',
   'operator: missing': 'reset.operator: is required: who is acting (1-64 characters); reset.reason: is required: why (1-500 characters)',
   'operator: control characters': 'halt.reason: must not contain control characters',
