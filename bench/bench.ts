@@ -43,6 +43,7 @@ const LONG_CONCURRENCY = Number(process.env.BENCH_LONG_CONCURRENCY ?? 8); // the
 /** Which sections to run, e.g. BENCH_SECTIONS=1,A (default all but the watcher's). */
 const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? '1,2,3,A,B,5').split(',').map((x) => x.trim()));
 const results: Record<string, unknown> = {};
+const wallBySection: Record<string, number> = {};
 const say = (line = '') => process.stdout.write(`${line}\n`);
 const ms = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
 const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
@@ -58,9 +59,17 @@ function report(venue: string, seq: number, usdt: string): BalanceReport {
 
 async function main(): Promise<void> {
   const started = Date.now();
+  /** Wall time per section (to keep the whole run under 20 minutes): `sectionSeconds_<section>`, for sections that ran. */
+  let lap = started;
+  const mark = (section: string) => {
+    const seconds = Math.round((Date.now() - lap) / 1_000);
+    lap = Date.now();
+    if (seconds > 0) wallBySection[`sectionSeconds_${section}`] = seconds;
+  };
   say(`portfolio-breaker benchmark — ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
   results.machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version };
   if (SECTIONS.has('1')) section1();
+  mark('1');
 
   Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } } });
   const server = await startDevServer();
@@ -191,6 +200,8 @@ async function main(): Promise<void> {
     });
   }
 
+  mark('2_3');
+
   // ---- 3b. trigger-to-flat under Binance's real limits -------------------------------------------------------------
   // The paper exchange at Binance's limits and weights (spot 6,000, USDⓈ-M 2,400 per minute); the guard's venue
   // clients with the request budget alone (no rateLimitMs), then with ccxt's own limiter at its Binance default
@@ -215,6 +226,8 @@ async function main(): Promise<void> {
     paper.rateLimits.configure(UNLIMITED);
   }
 
+  mark('3b');
+
   // ---- A (and 4). reports against the ceiling -----------------------------------------------------------------
   const ctx: BenchContext = { server, paper, client, workflowBundle, ceilingBundle: '', credentials };
   if (SECTIONS.has('A') || SECTIONS.has('4')) {
@@ -223,9 +236,11 @@ async function main(): Promise<void> {
     const rows = SECTIONS.has('A') ? undefined : [{ kind: 'guard' as const, mode: 'update' as const }];
     await reportsAgainstCeiling(ctx, results, say, rows);
   }
+  mark('A');
 
   // ---- B. recovery with a standby worker -----------------------------------------------------------------------
   if (SECTIONS.has('B')) await recoveryWithStandby(ctx, results, say);
+  mark('B');
 
   // ---- later: the streaming watcher's sections (hooks only) ----------------------------------------------------
   if (SECTIONS.has('detection')) await detectionLatency(ctx, results, say);
@@ -274,6 +289,8 @@ async function main(): Promise<void> {
     });
   }
 
+  mark('5');
+  Object.assign(results, wallBySection);
   results.wall_seconds = Math.round((Date.now() - started) / 1_000);
   summaryTable();
   const out = path.resolve(__dirname, 'results', 'latest.json');
