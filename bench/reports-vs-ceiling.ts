@@ -168,6 +168,8 @@ async function loadRow(fleet: Fleet, mode: Mode, seqs: Map<string, number>, serv
           for (;;) {
             probeQueries += 1;
             if ((await fleet.visible(id)) >= seq) break;
+            // A report never seen within 2 minutes counts as failed rather than hanging the row.
+            if (msSince(t) > 120_000) throw new Error(`report ${seq} of ${id} not visible after 120 s`);
             await sleep(Math.min(250, Math.max(20, msSince(t) * 0.2)));
           }
           latencies.push(msSince(t));
