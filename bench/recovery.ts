@@ -66,7 +66,9 @@ export async function recoveryWithStandby(ctx: BenchContext, results: Results, s
       // paper spot balance, so the start-up read alone does not trip it.
       const accountId = `bench-recovery-${run}-${randomBytes(2).toString('hex')}`;
       const spotUsdt = paper.exchange.snapshot().spotBalances.USDT ?? '6000';
-      await breaker.startGuard({ accountId, initialCapital: spotUsdt, venues: [SPOT_VENUE], valuationIntervalSeconds: 3600 });
+      // No watcher: the one cancel pass in flight is the thing killed and measured (a watcher would also follow the
+      // order stream and could start passes of its own, and itself moves to the standby when its worker dies).
+      await breaker.startGuard({ accountId, initialCapital: spotUsdt, venues: [SPOT_VENUE], valuationIntervalSeconds: 3600, watch: { enabled: false } });
       await breaker.report(accountId, { venue: SPOT_VENUE, seq: 1, balances: { USDT: spotUsdt } });
       await breaker.report(accountId, { venue: SPOT_VENUE, seq: 2, balances: { USDT: '1' } }); // trips
       const handle = breaker.handle(accountId);

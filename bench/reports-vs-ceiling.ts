@@ -80,7 +80,10 @@ async function startFleet(ctx: BenchContext, kind: Kind, n: number): Promise<Fle
     // The guard's start-up reads give it both venues' holdings, so every spot report below values the whole account.
     // BreakerClient.startGuard for the first (it checks the config and that the guard runs), a plain start for the
     // rest: startGuard's query doubles the RPCs, and 1,000 of them cost the run a minute.
-    const config = { accountId: ids[0]!, initialCapital: '10000', venues: [SPOT_VENUE, PERP_VENUE], valuationIntervalSeconds: 3600 };
+    // No watcher: this section measures the bot-report path against the ceiling (each watcher holds one of the
+    // worker's activity slots, 100 by default, so 1,000 watched guards on one worker starve their own activities;
+    // that load is the "watched scale" section's, bench/watcher-sections.ts).
+    const config = { accountId: ids[0]!, initialCapital: '10000', venues: [SPOT_VENUE, PERP_VENUE], valuationIntervalSeconds: 3600, watch: { enabled: false } };
     await breaker.startGuard(config);
     await eachLimited(ids.slice(1), 50, async (accountId) => {
       const parsed = parseAccountConfig({ ...config, accountId });
