@@ -307,21 +307,25 @@ export async function watchAccount(deps: WatcherDeps, plan: WatcherPlan): Promis
         return true;
       });
     }
-    if (plan.triggered) {
-      // While Triggered, an order that opens is news: the guard cancels it now rather than at the next sweep.
-      void stream(feed, 'orders', async () => {
-        const orders = (await ex.watchOrders()) as { id?: string; status?: string }[];
-        for (const o of orders) {
-          if (!o.id || o.status !== 'open' || feed.seenOrders.has(o.id)) continue;
-          feed.seenOrders.add(o.id);
-          feed.ordersOpened += 1;
-        }
-        return true;
-      });
-    }
   };
 
-  // Start: one REST read per venue (the streams' baseline), then the streams.
+  /** While Triggered, an order that opens is news: the guard cancels it now rather than at the next sweep. */
+  const watchOrders = (feed: VenueFeed) => {
+    void stream(feed, 'orders', async () => {
+      const orders = (await feed.client.exchange.watchOrders()) as { id?: string; status?: string }[];
+      for (const o of orders) {
+        if (!o.id || o.status !== 'open' || feed.seenOrders.has(o.id)) continue;
+        feed.seenOrders.add(o.id);
+        feed.ordersOpened += 1;
+      }
+      return true;
+    });
+  };
+
+  // Start: the order streams first on a Triggered account (subscribed while the start-up reads run, so that they are
+  // up when this watcher first speaks and the guard sweeps once), one REST read per venue (the streams' baseline),
+  // then the other streams.
+  if (plan.triggered) for (const feed of feeds.values()) watchOrders(feed);
   await Promise.all([...feeds.values()].map((f) => poll(f)));
   for (const feed of feeds.values()) {
     feed.mode = 'streaming';

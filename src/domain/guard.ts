@@ -165,6 +165,8 @@ export interface WatcherState {
   triggered: boolean;
   running: boolean;
   startedAt: string;
+  /** This generation has spoken at least once (its streams were up). */
+  spoke?: boolean;
   lastHeardAt: string | null;
   /** Per venue: the feed's health as last reported, and when (workflow clock). */
   feeds: Record<string, FeedHealth & { reportedAt: string }>;
@@ -824,6 +826,7 @@ function startWatcher(w: Work): void {
       triggered,
       running: true,
       startedAt: w.at,
+      spoke: false,
       lastHeardAt: previous?.lastHeardAt ?? null,
       feeds: previous?.feeds ?? {},
       failures: previous?.failures ?? 0,
@@ -879,9 +882,12 @@ function onWatcherObserved(w: Work, raw: unknown): void {
     if (seen.ordersOpened > 0 && w.state.breaker.name === 'Triggered') startPass(w, venue, 'cancel');
   }
   if (wc.failures > 0) addEvents(w, [{ type: 'WatcherRestored', at: w.at, generation: wc.generation }]);
+  // The first words of a watcher started for a Triggered guard: its order streams are up from here on, so one sweep
+  // now covers orders placed between the trip's passes and that subscription.
+  if (!wc.spoke && wc.triggered && w.state.breaker.name === 'Triggered') for (const venue of w.state.config.venues) startPass(w, venue, 'cancel');
   w.state = {
     ...w.state,
-    watcher: { ...wc, feeds, lastHeardAt: w.at, failures: 0, lastError: null },
+    watcher: { ...w.state.watcher!, feeds, lastHeardAt: w.at, failures: 0, lastError: null, spoke: true },
     counters: { ...w.state.counters, observations: w.state.counters.observations + 1 },
   };
   evaluate(w);

@@ -30,7 +30,7 @@ export interface GuardStateView {
    * The watcher following the venues live, null when none runs (config.watch.enabled false, or a run that predates
    * it). Per venue: streaming or polling, how old its data was at the last report, fallbacks, and the last error.
    */
-  watcher: Pick<WatcherState, 'generation' | 'running' | 'startedAt' | 'lastHeardAt' | 'failures' | 'lastError' | 'feeds'> | null;
+  watcher: (Pick<WatcherState, 'generation' | 'running' | 'startedAt' | 'lastHeardAt' | 'failures' | 'lastError' | 'feeds'> & { spoke: boolean }) | null;
   /** Set while part of the account cannot be valued with fresh data (the never-blind policy's condition). */
   blind: { since: string; reason: string; policy: 'failClosed' | 'lastKnownPrice' | 'ignore' } | null;
   /** Assets held with no known price (counted as zero), and since when. */
@@ -67,7 +67,7 @@ export function viewOf(state: GuardState): GuardStateView {
       ]),
     ),
     watcher: state.watcher
-      ? (({ generation, running, startedAt, lastHeardAt, failures, lastError, feeds }) => ({ generation, running, startedAt, lastHeardAt, failures, lastError, feeds }))(state.watcher)
+      ? (({ generation, running, startedAt, spoke, lastHeardAt, failures, lastError, feeds }) => ({ generation, running, startedAt, spoke: spoke === true, lastHeardAt, failures, lastError, feeds }))(state.watcher)
       : null,
     blind: state.blind ? { ...state.blind, policy: state.config.blindPolicy.action } : null,
     unpriced: Object.values(state.unpriced),

@@ -109,7 +109,7 @@ test('an order placed after a trip, seen on the order stream, is cancelled at on
   // Flat, and the watcher replaced by one that follows the order streams.
   await eventually(
     () => state(accountId),
-    (s) => s.state === 'Triggered' && !s.shutdownInProgress && s.watcher!.generation >= 2 && streaming(s),
+    (s) => s.state === 'Triggered' && !s.shutdownInProgress && s.watcher!.generation >= 2 && s.watcher!.spoke && streaming(s) && !Object.values(s.shutdown).some((p) => p.pass !== null),
     30_000,
   );
   const cancelledBefore = (await state(accountId)).shutdown[SPOT]!.cancelled;

@@ -80,7 +80,7 @@ describe('starting a watcher', () => {
     expect(plans(d.commands)).toEqual([expect.objectContaining({ accountId: 'acct', generation: 1, triggered: false, venues: ['spot', 'perp'] })]);
     // The rest of the start is as before.
     expect(reads(d.commands)).toEqual(['spot', 'perp']);
-    expect(viewOf(d.state).watcher).toEqual({ generation: 1, running: true, startedAt: at(0), lastHeardAt: null, failures: 0, lastError: null, feeds: {} });
+    expect(viewOf(d.state).watcher).toEqual({ generation: 1, running: true, startedAt: at(0), spoke: false, lastHeardAt: null, failures: 0, lastError: null, feeds: {} });
   });
 
   it.each<[string, GuardMessage, Partial<AccountConfigInput>]>([
@@ -179,7 +179,7 @@ describe('observations', () => {
 
   describe('orders opened on a Triggered account', () => {
     /** Tripped, both cancel passes done: no pass under way. */
-    function quiet() {
+    function tripped() {
       const { state } = trippedByWatcher();
       const round = state.flatten!.round;
       return run(state, [
@@ -187,6 +187,29 @@ describe('observations', () => {
         { type: 'CancelPassDone', at: at(3), venue: 'perp', round, cancelled: 0, openAfter: 0 },
       ]).state;
     }
+    /** As tripped(), and the Triggered watcher has spoken once (its first-words sweep done). */
+    function quiet() {
+      const state = run(tripped(), [observed(3, 2, { spot: {}, perp: {} })]).state;
+      const round = state.flatten!.round;
+      return run(state, [
+        { type: 'CancelPassDone', at: at(3), venue: 'spot', round, cancelled: 0, openAfter: 0 },
+        { type: 'CancelPassDone', at: at(3), venue: 'perp', round, cancelled: 0, openAfter: 0 },
+      ]).state;
+    }
+
+    it("a Triggered watcher's first observation sweeps every venue once (orders placed before its order streams were up)", () => {
+      const state = tripped();
+      expect(state.watcher).toMatchObject({ generation: 2, triggered: true, spoke: false });
+      const first = decide(state, observed(4, 2, { spot: {}, perp: {} }));
+      expect(first.commands.filter((c) => c.type === 'CancelOrders').map((c) => (c as { venue: string }).venue)).toEqual(['spot', 'perp']);
+      expect(first.state.watcher!.spoke).toBe(true);
+      const round = state.flatten!.round;
+      const done = run(first.state, [
+        { type: 'CancelPassDone', at: at(4), venue: 'spot', round, cancelled: 0, openAfter: 0 },
+        { type: 'CancelPassDone', at: at(4), venue: 'perp', round, cancelled: 0, openAfter: 0 },
+      ]).state;
+      expect(types(decide(done, observed(5, 2, { spot: {}, perp: {} })).commands)).not.toContain('CancelOrders');
+    });
 
     it('start a cancel pass on that venue at once', () => {
       const state = quiet();
