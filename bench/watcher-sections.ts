@@ -5,15 +5,7 @@
  */
 import type { BenchContext, Results, Say } from './context';
 
-/**
- * Detection latency: a price move on the paper exchange (`ctx.paper`, POST /control/prices) → the guard reaches
- * Triggered, with no bot report. Intended figures: `detection_p50_ms`, `detection_p99_ms` over N moves.
- */
-export async function detectionLatency(ctx: BenchContext, results: Results, say: Say): Promise<void> {
-  void ctx;
-  void results;
-  say('detection latency (price move → Triggered, no bot report): not implemented yet (needs the streaming watcher)');
-}
+export { detectionLatency } from './detection';
 
 /**
  * Watched scale: 1,000 guards watching 2-venue accounts on one worker (`ctx.server`, `ctx.client`,

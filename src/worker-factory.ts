@@ -54,6 +54,12 @@ export async function bundleGuardWorkflows(options: { logger?: Logger } = {}): P
  */
 export const WORKER_TUNING: Partial<WorkerOptions> = {};
 
+/**
+ * Activity slots of a guard worker: one per running watcher, plus room for reads, alerts and cancel passes.
+ * BREAKER_MAX_ACTIVITIES overrides it.
+ */
+export const MAX_CONCURRENT_ACTIVITIES = Number(process.env.BREAKER_MAX_ACTIVITIES ?? 10_000);
+
 export async function createGuardWorker(options: GuardWorkerOptions): Promise<Worker> {
   return Worker.create({
     connection: options.connection,
@@ -66,6 +72,11 @@ export async function createGuardWorker(options: GuardWorkerOptions): Promise<Wo
     // When a worker dies, its guards' workflow tasks wait this long on its sticky queue before another worker takes
     // them; the default 10 s would add to every recovery.
     stickyQueueScheduleToStartTimeout: '3 seconds',
+    // Every running guard's watcher holds one activity slot for as long as it runs (hours). With the SDK's default of
+    // 100 slots, 100 watched guards left no slot for anything else: reads, alerts and the emergency cancel passes
+    // waited (seen in the benchmark: start-up checks scheduled for 6 minutes). Slots are a count, not a thread; this
+    // bounds the guards per worker far above what memory allows (about 2 GB per 1,000 guards, bench section A).
+    maxConcurrentActivityTaskExecutions: MAX_CONCURRENT_ACTIVITIES,
     ...WORKER_TUNING,
   });
 }

@@ -45,8 +45,8 @@ export interface ActivityDeps {
   alertWebhookUrl?: string;
 }
 
-/** How often a long activity heartbeats, whatever it is waiting for (the workflow's heartbeat timeout is 3 s). */
-const HEARTBEAT_EVERY_MS = 1_000;
+/** How often a long activity heartbeats, whatever it is waiting for (the workflow's heartbeat timeout is 2 s). */
+const HEARTBEAT_EVERY_MS = 400;
 
 /**
  * Why this venue may not be acted on for the guard with this workflow id, or undefined when it may. The account
