@@ -23,14 +23,16 @@ export interface VenueClient {
 
 /**
  * One budget per API host in this process: Binance counts weight per IP, so two clients of the same host (two
- * accounts, or a fresh client per test) spend from the same minute.
+ * accounts, or a fresh client per test) spend from the same minute. It starts from Binance's limit, or from a paper
+ * venue's declared `weightPerMinute` (the first client of the host sets it; venueSpecProblems allows it only in paper
+ * mode).
  */
 const budgets = new Map<string, RateBudget>();
 function budgetFor(spec: VenueSpec, kind: VenueKind, mode: VenueMode): RateBudget {
   const key = `${kind} ${mode} ${spec.routeTo ?? ''}`;
   let budget = budgets.get(key);
   if (!budget) {
-    budget = new RateBudget(spec.id, BINANCE_WEIGHT_PER_MINUTE[kind]);
+    budget = new RateBudget(spec.id, spec.weightPerMinute ?? BINANCE_WEIGHT_PER_MINUTE[kind]);
     budgets.set(key, budget);
   }
   return budget;

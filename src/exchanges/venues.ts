@@ -63,6 +63,13 @@ const venueSpecSchema = z
      * where the venue allows more, e.g. against the paper exchange.
      */
     rateLimitMs: z.number().min(0).max(10_000).optional(),
+    /**
+     * Paper mode only: the REQUEST_WEIGHT per minute the request budget starts from, instead of Binance's (spot
+     * 6,000, USDⓈ-M 2,400), for a paper exchange whose limits were configured otherwise (its `exchangeInfo` states
+     * them too, but only once the first client has loaded its markets: until then every client of the host paces by
+     * Binance's figure). Refused for live and demo venues: the real venue's limit is Binance's, whatever we write.
+     */
+    weightPerMinute: z.int().min(1).max(1_000_000_000).optional(),
     /** ccxt request timeout in ms. */
     timeoutMs: z.int().min(100).max(120_000).default(10_000),
   })
@@ -93,6 +100,7 @@ export function venueSpecProblems(spec: VenueSpec, paperHosts: readonly string[]
   } else {
     if (spec.routeTo) problems.push(`venue "${spec.id}": routeTo is only for mode "paper" (mode is "${mode}")`);
     if (!spec.account) problems.push(`venue "${spec.id}": a ${mode} venue must name the one account allowed to act on it ("account": "<accountId>")`);
+    if (spec.weightPerMinute !== undefined) problems.push(`venue "${spec.id}": weightPerMinute is only for mode "paper" (mode is "${mode}"); a real venue's request-weight limit is its own`);
   }
   return problems;
 }

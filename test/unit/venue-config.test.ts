@@ -20,6 +20,9 @@ describe('venue modes', () => {
     ['live routed somewhere', { mode: 'live', account: 'a', routeTo: 'http://127.0.0.1:1' }, [/routeTo is only for mode "paper"/]],
     ['paper to a remote host', { routeTo: 'https://evil.example.com' }, [/"evil\.example\.com" is not loopback; list it in BREAKER_PAPER_HOSTS/]],
     ['paper without routeTo', { mode: 'paper' }, [/mode "paper" needs routeTo/]],
+    ['paper declaring its weight limit', { routeTo: 'http://127.0.0.1:1', weightPerMinute: 1_000_000 }, []],
+    ['live declaring a weight limit', { account: 'a', weightPerMinute: 1_000_000 }, [/venue "binance-spot": weightPerMinute is only for mode "paper" \(mode is "live"\)/]],
+    ['demo declaring a weight limit', { mode: 'demo', account: 'a', weightPerMinute: 1_000_000 }, [/weightPerMinute is only for mode "paper" \(mode is "demo"\)/]],
   ] as const)('%s', (_label, extra, expected) => {
     const problems = venueSpecProblems({ ...base, ...extra } as VenueSpec);
     expect(problems).toHaveLength(expected.length);
@@ -50,6 +53,13 @@ describe('venue modes', () => {
     expect(() => loadVenueSpecs(env)).toThrow(/venue "binance-spot": a live venue must name the one account/);
     const remote = { BREAKER_VENUES: JSON.stringify([{ id: 'p', exchange: 'binance', routeTo: 'http://10.0.0.5:1' }]), BREAKER_PAPER_HOSTS: '10.0.0.5' };
     expect(loadVenueSpecs(remote)[0]!.id).toBe('p');
+  });
+
+  it("a paper venue's declared weightPerMinute is its budget's starting limit; the worker refuses it on a live venue", () => {
+    const paper = createVenueClient({ ...base, routeTo: 'http://127.0.0.1:65001', weightPerMinute: 123_456 }, creds);
+    expect(paper.budget.snapshot(Date.now()).weightPerMinute).toBe(123_456);
+    const live = { BREAKER_VENUES: JSON.stringify([{ id: 'binance-spot', exchange: 'binance', account: 'a', weightPerMinute: 1_000_000 }]) };
+    expect(() => loadVenueSpecs(live)).toThrow(/venue "binance-spot": weightPerMinute is only for mode "paper"/);
   });
 
   it('a demo client uses Binance demo trading URLs; a client is never built from a bad spec', () => {
