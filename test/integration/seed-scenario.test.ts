@@ -59,9 +59,12 @@ describe('the seed scenario', () => {
     const events = (await h.breaker.events(accountId)).map((e) => e.type);
     expect(events).toEqual(['WarningTriggered', 'CircuitBreakerTriggered', 'SystemShutdown']);
 
-    // Latched: a recovery does not leave Triggered.
+    // Latched: a recovery does not leave Triggered (seen by the watcher on the venue, and reported by the bot).
+    await fetch(`${h.paper.url}/control/prices`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ BTC: '45000' }) });
+    await h.breaker.report(accountId, spotReport(10, '45000'));
     const recovered = await h.breaker.report(accountId, perpReport(10, '45000'));
     expect(recovered.state).toBe('Triggered');
+    expect(Number(recovered.lossPct)).toBeLessThan(0);
 
     // The UI's and CLI's search finds it.
     const found = await eventually(
