@@ -171,12 +171,21 @@ export interface Seen {
 }
 
 /**
- * Whether the watcher should signal the guard now, and why. At once on its first complete valuation, on a change of
- * level, on a breach (again after every snapshot interval while it lasts), when a venue's feed changes mode, and
- * when orders opened on a Triggered account; otherwise once per snapshot interval.
+ * A change of level below a breach, or of a feed's mode, is told at most this often: a price flapping around the
+ * warning level must not become a signal (and four history events) per tick. A breach and orders are told at once.
+ */
+export const MIN_SPEAK_INTERVAL_MS = 1_000;
+
+/**
+ * Whether the watcher should signal the guard now, and why. At once on its first complete valuation, on a breach
+ * (again after every snapshot interval while it lasts), and when orders opened on a Triggered account; on a change of
+ * level or of a venue's feed mode, at most once per {@link MIN_SPEAK_INTERVAL_MS}; otherwise once per snapshot
+ * interval.
  */
 export function reasonToSpeak(last: Spoken | null, now: Seen, snapshotIntervalSeconds: number): ObservationReason | null {
   if (now.ordersOpened > 0) return 'orders';
+  if (last !== null && now.level === 'breach' && last.level !== 'breach') return 'breach';
+  if (last !== null && now.nowMs - last.atMs < MIN_SPEAK_INTERVAL_MS) return null;
   // Before the first complete valuation the feeds' health is still worth a snapshot (a venue that cannot be read).
   if (last === null) return now.level !== null ? 'start' : now.nowMs - now.startedMs >= snapshotIntervalSeconds * 1000 ? 'snapshot' : null;
   if (now.level !== null && now.level !== last.level) return now.level === 'breach' ? 'breach' : 'level';

@@ -45,6 +45,12 @@ describe('reasonToSpeak', () => {
     ['interval passed while breached: breach again', spoken({ atMs: 1_000, level: 'breach' }), seen({ nowMs: 61_000, level: 'breach' }), 'breach'],
     ['breached, interval not passed', spoken({ atMs: 1_000, level: 'breach' }), seen({ nowMs: 60_999, level: 'breach' }), null],
     ['interval passed, no complete valuation', spoken({ atMs: 1_000, level: 'ok' }), seen({ nowMs: 61_000, level: null }), 'snapshot'],
+    // Flapping: below a breach, at most one word per second
+    ['a level change within a second of the last word waits', spoken({ atMs: 500 }), seen({ nowMs: 1_000, level: 'warning' }), null],
+    ['a feed change within a second of the last word waits', spoken({ atMs: 500 }), seen({ nowMs: 1_000, modes: { spot: 'polling', perp: 'streaming' } }), null],
+    ['a breach within a second of the last word is said at once', spoken({ atMs: 900 }), seen({ nowMs: 1_000, level: 'breach' }), 'breach'],
+    ['orders within a second of the last word are said at once', spoken({ atMs: 900 }), seen({ nowMs: 1_000, ordersOpened: 1 }), 'orders'],
+    ['a level change a second after the last word is said', spoken({ atMs: 0 }), seen({ nowMs: 1_000, level: 'warning' }), 'level'],
     // Nothing to say
     ['nothing changed', spoken(), seen(), null],
     ['nothing changed, warning', spoken({ level: 'warning' }), seen({ level: 'warning' }), null],
