@@ -4,7 +4,7 @@
  *
  * Set-up: a paper exchange of its own (one account per API key, shared prices, limits lifted), each account
  * spot { USDT 5000, BTC 0.1 } and futures { USDT 5000 } (capital 14,000 USDT at BTC 40,000); one worker process
- * (bench/watched-worker.ts) with 2·N venues, each bound to its account and reading its key from the environment;
+ * (src/worker.ts) with 2·N venues, each bound to its account and reading its key from the environment;
  * guards with the watcher's default snapshot interval (60 s) and valuationIntervalSeconds 3600, so that a trip can
  * only come from the watcher.
  *
@@ -65,12 +65,12 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
 }
 
 /**
- * Starts bench/watched-worker.ts as tooling/crash/worker-process.ts starts src/worker.ts (node with tsx as a loader,
+ * Starts the production worker (src/worker.ts) as tooling/crash/worker-process.ts does (node with tsx as a loader,
  * so that SIGKILL reaches it), but waits longer than its 60 s for "worker ready": building 2,000 ccxt clients alone
  * takes ~35 s of CPU, and on a busy machine the whole start came within 0.2 s of that limit.
  */
 async function startWorker(env: Record<string, string>, readyTimeoutMs: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/watched-worker.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
     cwd: path.resolve(__dirname, '..'),
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
@@ -78,7 +78,7 @@ async function startWorker(env: Record<string, string>, readyTimeoutMs: number):
   let output = '';
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`watched worker not ready within ${readyTimeoutMs / 1000} s:\n${output}`)), readyTimeoutMs);
+      const timer = setTimeout(() => reject(new Error(`worker not ready within ${readyTimeoutMs / 1000} s:\n${output}`)), readyTimeoutMs);
       child.stdout!.on('data', (chunk: Buffer) => {
         output += chunk.toString();
         if (output.includes('worker ready')) {
@@ -89,7 +89,7 @@ async function startWorker(env: Record<string, string>, readyTimeoutMs: number):
       child.stderr!.on('data', (chunk: Buffer) => void (output += chunk.toString()));
       child.once('exit', (code) => {
         clearTimeout(timer);
-        reject(new Error(`watched worker exited with ${code} while starting:\n${output}`));
+        reject(new Error(`worker exited with ${code} while starting:\n${output}`));
       });
     });
   } catch (err) {
@@ -97,7 +97,7 @@ async function startWorker(env: Record<string, string>, readyTimeoutMs: number):
     throw err;
   }
   child.removeAllListeners('exit');
-  // Keep draining its output, so that a chatty worker never blocks on a full pipe.
+  // Keep draining its output (it prints every venue at start), so that it never blocks on a full pipe.
   child.stdout!.resume();
   child.stderr!.resume();
   return child;
@@ -167,11 +167,9 @@ export async function watchedScale(ctx: BenchContext, results: Results, say: Say
     weightPerMinute: UNLIMITED,
   });
   writeFileSync(venuesFile, JSON.stringify(accounts.flatMap((_, i) => [venue(i, 'binance'), venue(i, 'binanceusdm')])), { mode: 0o600 });
-  const env: Record<string, string> = {
-    BREAKER_VENUES_FILE: venuesFile,
-    // Each watcher holds an activity slot while it runs; the rest are for start-up reads, trips and cancel passes.
-    BENCH_WORKER_TUNING: JSON.stringify({ maxConcurrentActivityTaskExecutions: n + 200 }),
-  };
+  // A file, not BREAKER_VENUES: 2,000 venues are ~300 KB of JSON, beyond Linux's 128 KB for one environment string.
+  // The worker's activity slots (one per running watcher) are its default, BREAKER_MAX_ACTIVITIES 10,000.
+  const env: Record<string, string> = { BREAKER_VENUES_FILE: venuesFile };
   accounts.forEach((a, i) => Object.assign(env, { [`K_${i}`]: a.apiKey, [`S_${i}`]: a.secret }));
 
   // Prices move every second by ±0.2 %, kept within ±1 % of the start (no account comes near its 3 % warning).
