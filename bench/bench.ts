@@ -5,8 +5,7 @@
  * worker (B), and long life; prints a table and writes bench/results/latest.json (every key carries its unit).
  *
  * Knobs (defaults keep the whole run under 20 minutes on 2 cores):
- * - BENCH_SECTIONS: comma-separated, default 1,2,3,A,B,5; also 4 (guard/update rows of A only), detection and
- *   watched (hooks for the streaming watcher, not implemented yet).
+ * - BENCH_SECTIONS: comma-separated, default 1,2,3,A,B,5,detection,watched; also 4 (guard/update rows of A only).
  * - BENCH_LOAD_SECONDS (A: window per row, default 20), BENCH_SCALES (A: accounts, default 100,1000),
  *   BENCH_SIGNAL_PROBES (A: accounts following their signals until visible, default 20).
  * - BENCH_RECOVERY_RUNS (B, default 10), BENCH_RECOVERY_ORDERS (default 100), BENCH_RECOVERY_DELAY_MS (default 1000).
@@ -40,8 +39,8 @@ import { detectionLatency, watchedScale } from './watcher-sections';
 const LONG_REPORTS = Number(process.env.BENCH_LONG_REPORTS ?? 10_000);
 /** Reports in flight at once to the long-lived guard, as several bots (or one pipelining bot) would send them. */
 const LONG_CONCURRENCY = Number(process.env.BENCH_LONG_CONCURRENCY ?? 8); // the server admits at most 10 in-flight updates per workflow
-/** Which sections to run, e.g. BENCH_SECTIONS=1,A (default all but the watcher's). */
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? '1,2,3,A,B,5').split(',').map((x) => x.trim()));
+/** Which sections to run, e.g. BENCH_SECTIONS=1,A (default all). */
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? '1,2,3,A,B,5,detection,watched').split(',').map((x) => x.trim()));
 const results: Record<string, unknown> = {};
 const wallBySection: Record<string, number> = {};
 const say = (line = '') => process.stdout.write(`${line}\n`);
