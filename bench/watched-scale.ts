@@ -56,7 +56,7 @@ type View = Pick<GuardStateView, 'state' | 'breaker' | 'watcher' | 'counters'>;
 /** How long one `state` query may take: a saturated worker answers late or not at all, and the section must end. */
 const QUERY_TIMEOUT_MS = 5_000;
 /** How long the fleet may take to start before the window is measured anyway (what was not ready is reported). */
-const READY_SECONDS = Number(process.env.BENCH_WATCHED_READY_SECONDS ?? 120);
+const READY_SECONDS = Number(process.env.BENCH_WATCHED_READY_SECONDS ?? 90);
 
 /** `promise`'s value, or undefined when it fails or takes longer than `ms`. */
 function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
@@ -257,7 +257,8 @@ export async function watchedScale(ctx: BenchContext, results: Results, say: Say
       const seen = new Map<number, number>();
       feedsPolling = 0;
       fallbacks = 0;
-      await eachLimited(sample, 10, async (i) => {
+      // 25 at a time: against a saturated worker each query waits its whole timeout, and the section must end.
+      await eachLimited(sample, 25, async (i) => {
         const v = await view(i);
         if (!v) return;
         seen.set(i, v.counters.observations);
