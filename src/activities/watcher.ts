@@ -32,6 +32,8 @@ import type { VenueClient } from '../exchanges/ccxt-factory';
 /** A watcher hands over to a fresh one after this long, so that no activity attempt lives for days. */
 export const WATCHER_RUN_MS = 6 * 3_600_000;
 const TICK_MS = 1_000;
+/** A tick this much later than due means the process was stalled (see the silence check). */
+const STALL_MS = 500;
 
 export interface WatcherDeps {
   venues: ReadonlyMap<string, VenueClient>;
@@ -84,8 +86,31 @@ class VenueFeed {
   read = false;
   ordersOpened = 0;
   lastPollMs = 0;
+  /** A REST read under way: one at a time per venue (a slow read must not be overtaken by a newer one). */
+  polling = false;
+  /** The markets that price the holdings, and the symbols to follow, for the assets held now (cached). */
+  pricing: { key: string; markets: PricingMarket[]; symbols: string[] } | null = null;
   readonly seenOrders = new Set<string>();
-  constructor(readonly client: VenueClient) {}
+  /**
+   * @param client the account's own client (balances, positions, orders, REST reads)
+   * @param market the client public market data is followed through: one per exchange and host on this worker,
+   *   shared by every watcher, so that 1,000 accounts holding BTC parse each BTC trade once, not 1,000 times
+   */
+  constructor(
+    readonly client: VenueClient,
+    readonly market: Exchange,
+  ) {}
+}
+
+/**
+ * The client whose public streams (trades, tickers) every watcher of this exchange and host follows: the first venue
+ * client of that kind this worker has. Public market data carries nothing of any account.
+ */
+function marketClientFor(client: VenueClient, all: Iterable<VenueClient>): Exchange {
+  const key = (c: VenueClient) => `${c.exchange.id} ${c.mode} ${JSON.stringify(c.exchange.urls.api.ws)}`;
+  const wanted = key(client);
+  for (const candidate of all) if (key(candidate) === wanted) return candidate.exchange;
+  return client.exchange;
 }
 
 /**
@@ -102,7 +127,7 @@ export async function watchAccount(deps: WatcherDeps, plan: WatcherPlan): Promis
   if (problems.length > 0) throw ApplicationFailure.create({ type: VenueFailureType.NotBound, message: problems.join('; '), nonRetryable: true });
 
   const started = performance.now();
-  const feeds = new Map(plan.venues.map((v) => [v, new VenueFeed(deps.venues.get(v)!)]));
+  const feeds = new Map(plan.venues.map((v) => [v, new VenueFeed(deps.venues.get(v)!, marketClientFor(deps.venues.get(v)!, deps.venues.values()))]));
   const live = new LiveValuation({
     venues: plan.venues,
     initialCapital: plan.initialCapital,
@@ -121,7 +146,7 @@ export async function watchAccount(deps: WatcherDeps, plan: WatcherPlan): Promis
 
   /** Re-prices a venue's holdings from its last trade prices and marks its positions; feeds the live valuation. */
   const apply = (feed: VenueFeed) => {
-    const markets = deps.markets(feed.client);
+    const { markets } = pricingOf(feed);
     const held = Object.keys(feed.balances);
     const priced = priceAssets(held, plan.referenceCurrency, markets, feed.last);
     feed.prices = { ...feed.prices, ...priced.prices };
@@ -192,8 +217,10 @@ export async function watchAccount(deps: WatcherDeps, plan: WatcherPlan): Promis
     void consider();
   };
 
-  /** A REST read: the start, polling while streams are down, and the periodic reconciliation. */
+  /** A REST read: the start, polling while streams are down, and the periodic reconciliation. One at a time. */
   const poll = async (feed: VenueFeed) => {
+    if (feed.polling) return;
+    feed.polling = true;
     feed.lastPollMs = performance.now();
     try {
       const reading = await deps.read(feed.client, plan.referenceCurrency);
@@ -208,6 +235,8 @@ export async function watchAccount(deps: WatcherDeps, plan: WatcherPlan): Promis
       for (const [asset, price] of Object.entries(feed.prices)) live.setPrice(asset, price);
     } catch (err) {
       feed.lastError = `REST read failed: ${message(err)}`;
+    } finally {
+      feed.polling = false;
     }
     void consider();
   };
@@ -220,7 +249,7 @@ export async function watchAccount(deps: WatcherDeps, plan: WatcherPlan): Promis
     while (!stopped) {
       try {
         if (!(await next())) {
-          await sleepUnlessStopped(TICK_MS);
+          await sleep(TICK_MS);
           continue;
         }
         if (stopped) return;
@@ -235,25 +264,37 @@ export async function watchAccount(deps: WatcherDeps, plan: WatcherPlan): Promis
       } catch (err) {
         if (stopped) return;
         fallBack(feed, `${name} stream: ${message(err)}`);
-        await sleepUnlessStopped(plan.pollIntervalSeconds * 1000);
+        await sleep(plan.pollIntervalSeconds * 1000);
       }
     }
   };
 
-  const sleepUnlessStopped = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+  const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-  const symbolsOf = (feed: VenueFeed): string[] => {
-    const plan_ = planPrices(Object.keys(feed.balances), plan.referenceCurrency, deps.markets(feed.client));
-    return [...new Set([...plan_.symbolsToFetch, ...feed.positions.map((p) => p.symbol)])];
+  /**
+   * The pricing markets and the symbols to follow, recomputed only when the held assets, the positions or the loaded
+   * markets change: a tick must not re-plan over thousands of markets.
+   */
+  const pricingOf = (feed: VenueFeed): NonNullable<VenueFeed['pricing']> => {
+    const marketCount = Object.keys(feed.client.exchange.markets ?? {}).length;
+    const key = `${marketCount}|${Object.keys(feed.balances).sort().join(',')}|${feed.positions.map((p) => p.symbol).sort().join(',')}`;
+    if (feed.pricing?.key !== key) {
+      const markets = deps.markets(feed.client);
+      const planned = planPrices(Object.keys(feed.balances), plan.referenceCurrency, markets);
+      feed.pricing = { key, markets, symbols: [...new Set([...planned.symbolsToFetch, ...feed.positions.map((p) => p.symbol)])] };
+    }
+    return feed.pricing;
   };
+  const symbolsOf = (feed: VenueFeed): string[] => pricingOf(feed).symbols;
 
   const startStreams = (feed: VenueFeed) => {
-    const ex = feed.client.exchange as Exchange & Record<string, (...args: unknown[]) => Promise<unknown>>;
+    const ex = feed.client.exchange;
+    const market = feed.market;
     // Trades: every price move at once (Binance's <symbol>@trade and USDⓈ-M <symbol>@aggTrade are real-time).
     void stream(feed, 'trades', async () => {
       const symbols = symbolsOf(feed);
       if (symbols.length === 0) return false;
-      const trades = (await ex.watchTradesForSymbols(symbols)) as { symbol?: string; price?: unknown }[];
+      const trades = (await market.watchTradesForSymbols(symbols)) as { symbol?: string; price?: unknown }[];
       const latest = trades.at(-1);
       const price = decimal(latest?.price);
       if (latest?.symbol && price !== undefined) feed.last[latest.symbol] = price;
@@ -265,7 +306,7 @@ export async function watchAccount(deps: WatcherDeps, plan: WatcherPlan): Promis
     void stream(feed, 'tickers', async () => {
       const symbols = symbolsOf(feed);
       if (symbols.length === 0) return false;
-      const tickers = (await ex.watchTickers(symbols)) as Record<string, { last?: unknown }>;
+      const tickers = (await market.watchTickers(symbols)) as Record<string, { last?: unknown }>;
       for (const [symbol, t] of Object.entries(tickers)) {
         const price = decimal(t?.last);
         if (price !== undefined) feed.last[symbol] = price;
@@ -336,15 +377,22 @@ export async function watchAccount(deps: WatcherDeps, plan: WatcherPlan): Promis
 
   const cancelled = ctx.cancelled.catch((err: unknown) => err);
   const deadline = started + WATCHER_RUN_MS;
+  /** Until when silence is not judged: this process itself was stalled, so the streams' events were late here too. */
+  let stalledUntil = 0;
   try {
     while (!stopped && performance.now() < deadline) {
-      const tick = await Promise.race([sleepUnlessStopped(TICK_MS).then(() => null), cancelled]);
+      const tickStarted = performance.now();
+      const tick = await Promise.race([sleep(TICK_MS).then(() => null), cancelled]);
       if (tick !== null) throw tick instanceof CancelledFailure ? tick : new CancelledFailure(String(tick));
       ctx.heartbeat({ generation: plan.generation });
       const now = performance.now();
+      // A tick more than half a second late means an overloaded event loop, not dead streams: polling every venue
+      // of the worker at once would load it further (seen at 1,000 guards on one worker).
+      if (now - tickStarted - TICK_MS > STALL_MS) stalledUntil = now + plan.streamSilenceSeconds * 1000;
       for (const feed of feeds.values()) {
         const hasPrices = symbolsOf(feed).length > 0;
-        if (feed.mode === 'streaming' && hasPrices && now - (feed.pulseMs ?? feed.freshMs ?? now) > plan.streamSilenceSeconds * 1000) {
+        const silentFor = now - (feed.pulseMs ?? feed.freshMs ?? now);
+        if (feed.mode === 'streaming' && hasPrices && now >= stalledUntil && silentFor > plan.streamSilenceSeconds * 1000) {
           fallBack(feed, `price stream silent for more than ${plan.streamSilenceSeconds} s`);
         }
         const every = feed.mode === 'polling' ? plan.pollIntervalSeconds : plan.snapshotIntervalSeconds;

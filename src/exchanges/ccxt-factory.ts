@@ -147,6 +147,8 @@ export function createVenueClient(spec: VenueSpec, credentials: Credentials, pap
       fetchMargins: false,
       // sweeping every symbol is the point of an emergency cancel; we accept the heavier rate-limit weight
       warnOnFetchOpenOrdersWithoutSymbol: false,
+      // The watcher reads only the last trade of each symbol; ccxt keeps 1,000 per symbol by default (per client).
+      tradesLimit: 10,
       fetchOpenOrders: { warnWithoutSymbol: false },
       // Sign with the venue's clock, not ours: Binance refuses timestamps >= its server time + 1000 ms whatever the
       // recvWindow. ccxt re-measures the offset (GET /api/v3/time, /fapi/v1/time) whenever markets load; the
