@@ -36,7 +36,7 @@ import { bundleCeiling, reportsAgainstCeiling } from './reports-vs-ceiling';
 import { median, percentile, round } from './stats';
 import { detectionLatency, watchedScale } from './watcher-sections';
 
-const LONG_REPORTS = Number(process.env.BENCH_LONG_REPORTS ?? 10_000);
+const LONG_REPORTS = Number(process.env.BENCH_LONG_REPORTS ?? 5_000);
 /** Reports in flight at once to the long-lived guard, as several bots (or one pipelining bot) would send them. */
 const LONG_CONCURRENCY = Number(process.env.BENCH_LONG_CONCURRENCY ?? 8); // the server admits at most 10 in-flight updates per workflow
 /** Which sections to run, e.g. BENCH_SECTIONS=1,A (default all). */
