@@ -6,11 +6,17 @@
  * - BREAKER_PAPER_HOSTS (optional): non-loopback hosts a `paper` venue may route to (comma-separated).
  * - ALERT_WEBHOOK_URL (optional): alerts are POSTed there as JSON, besides being logged.
  * - BREAKER_TASK_QUEUE (optional, default portfolio-breaker), BREAKER_WORKFLOW_BUNDLE (optional: a prebuilt bundle).
+ * - BREAKER_HEALTH_FILE (optional): touched every few seconds while the worker is running (polling its task queue), so
+ *   that a container health check can tell a live worker from a wedged or stopped one by the file's age.
  */
+import { writeFileSync } from 'node:fs';
 import { NativeConnection } from '@temporalio/worker';
 import { createVenueClient } from './exchanges/ccxt-factory';
 import { SCOPE, credentialsFor, loadVenueSpecs, modeOf } from './exchanges/venues';
 import { createGuardWorker } from './worker-factory';
+
+/** How often the health file is touched; the compose health check allows three missed beats. */
+const HEALTH_EVERY_MS = 10_000;
 
 async function main(): Promise<void> {
   const specs = loadVenueSpecs();
@@ -34,7 +40,14 @@ async function main(): Promise<void> {
         `    flattens: ${scope.covers}\n    leaves open: ${scope.leavesOpen}`,
     );
   }
+  const healthFile = process.env.BREAKER_HEALTH_FILE;
+  const beat = healthFile
+    ? setInterval(() => {
+        if (worker.getState() === 'RUNNING') writeFileSync(healthFile, new Date().toISOString());
+      }, HEALTH_EVERY_MS)
+    : undefined;
   await worker.run();
+  clearInterval(beat);
   await connection.close();
 }
 

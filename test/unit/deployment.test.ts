@@ -17,8 +17,9 @@ interface Service {
   environment?: Record<string, string>;
   env_file?: string[];
   volumes?: string[];
-  depends_on?: string[];
+  depends_on?: Record<string, { condition: string }>;
   ports?: string[];
+  healthcheck?: { test: string[]; interval: string; retries: number };
 }
 const compose = parse(read('docker-compose.yml')) as { services: Record<string, Service>; volumes: Record<string, unknown> };
 
@@ -45,7 +46,7 @@ describe('docker-compose.yml', () => {
 
   it('points the worker at the server and reads credentials only from a git-ignored env file', () => {
     expect(worker!.environment!.TEMPORAL_ADDRESS).toBe('temporal:7233');
-    expect(worker!.depends_on).toContain('temporal');
+    expect(worker!.depends_on).toEqual({ temporal: { condition: 'service_healthy' } });
     for (const key of Object.keys(worker!.environment!)) expect(key).not.toMatch(/KEY|SECRET|PASSWORD/i);
     expect(worker!.env_file).toEqual(['.env']);
     expect(read('.gitignore').split('\n')).toEqual(expect.arrayContaining(['.env', 'config/venues.json']));
@@ -57,6 +58,30 @@ describe('docker-compose.yml', () => {
     const example = path.join(ROOT, hostDir!, 'venues.example.json');
     const specs = loadVenueSpecs({ BREAKER_VENUES_FILE: example });
     expect(specs.map((s) => s.id)).toEqual(['binance-spot', 'binance-usdm']);
+  });
+
+  it('publishes the unauthenticated dev server and Web UI on loopback unless told otherwise', () => {
+    // Before: "7233:7233" and "8233:8233", i.e. on every interface of the host.
+    expect(temporal!.ports).toEqual(['${BREAKER_PUBLISH_IP:-127.0.0.1}:7233:7233', '${BREAKER_PUBLISH_IP:-127.0.0.1}:8233:8233']);
+    for (const service of Object.values(compose.services)) {
+      for (const port of service.ports ?? []) expect(port).toMatch(/^\$\{BREAKER_PUBLISH_IP:-127\.0\.0\.1\}:\d+:\d+$/);
+    }
+  });
+
+  it('checks the health of the server and of the worker', () => {
+    expect(temporal!.healthcheck!.test).toEqual(['CMD', 'temporal', 'operator', 'cluster', 'health', '--address', '127.0.0.1:7233']);
+    // The worker's check reads the file src/worker.ts touches while it polls (BREAKER_HEALTH_FILE).
+    expect(worker!.environment!.BREAKER_HEALTH_FILE).toBeDefined();
+    expect(worker!.healthcheck!.test.join(' ')).toContain('BREAKER_HEALTH_FILE');
+    expect(read('src/worker.ts')).toContain('process.env.BREAKER_HEALTH_FILE');
+  });
+
+  it('keeps secrets, venue files, databases and the rehearsal tooling out of the image', () => {
+    const ignored = read('.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    expect(ignored).toEqual(expect.arrayContaining(['.env', '.env.*', 'config/', '*.db', '.temporal/', '.git/', 'node_modules/', 'test/', 'tooling/', 'bench/']));
+    // And the Dockerfile copies the runtime code only.
+    const copies = read('Dockerfile').split('\n').filter((l) => l.startsWith('COPY')).map((l) => l.split(/\s+/).slice(1, -1).join(' '));
+    expect(copies).toEqual(['package.json package-lock.json', 'tsconfig.json', 'src']);
   });
 
   it('builds a worker image whose command is the worker entrypoint', () => {
