@@ -15,6 +15,7 @@ import { PassProgress, cancelPass } from './cancel-pass';
 import { classifyExchangeError } from './exchange-errors';
 import { withVenueClock } from './venue-clock';
 import { withRequestPriority } from '../exchanges/rate-budget';
+import { isLoopbackHost } from '../exchanges/venues';
 import type { WatcherPlan } from '../domain/watcher';
 import { watchAccount } from './watcher';
 
@@ -182,7 +183,27 @@ export async function readVenueNow(client: VenueClient, referenceCurrency: strin
   });
 }
 
+/**
+ * Why an alert webhook URL may not be used, or undefined when it may: alerts carry account names, losses and venue
+ * errors, so they travel over HTTPS, except to a loopback address (a local relay or a test).
+ */
+export function alertWebhookProblem(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 'ALERT_WEBHOOK_URL: not a URL';
+  }
+  if (parsed.username || parsed.password) return 'ALERT_WEBHOOK_URL: must not carry credentials in the URL (use a token path or header-free webhook URL)';
+  if (parsed.protocol === 'https:') return undefined;
+  if (parsed.protocol === 'http:' && isLoopbackHost(parsed.hostname)) return undefined;
+  return `ALERT_WEBHOOK_URL: must be https (http only to a loopback address), got ${parsed.protocol}//${parsed.hostname}`;
+}
+
 export function createActivities(deps: ActivityDeps) {
+  // Refused when the worker starts, not at the first alert (which would be a trip).
+  const webhookProblem = deps.alertWebhookUrl ? alertWebhookProblem(deps.alertWebhookUrl) : undefined;
+  if (webhookProblem) throw new Error(webhookProblem);
   return {
     /**
      * Checks, when a guard starts, that every venue it names is configured on this worker and bound to its account.

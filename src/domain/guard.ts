@@ -132,6 +132,9 @@ export interface PendingAlert {
   alert: Alert;
   inFlight: boolean;
   attempts: number;
+  /** Set once a delivery failed: when it first did, and the last error (shown in the `state` query). */
+  failedSince?: string;
+  lastError?: string;
 }
 
 export interface GuardCounters {
@@ -733,7 +736,8 @@ function onAlertFailed(w: Work, m: Extract<GuardMessage, { type: 'AlertFailed' }
   const entry = w.state.alerts.pending.find((p) => p.alert.id === m.id);
   if (!entry) return;
   if (entry.attempts === 1) addEvents(w, [{ type: 'AlertUndelivered', at: w.at, id: m.id, kind: entry.alert.kind, error: clip(m.error, MAX_ERROR_CHARS) }]);
-  const pending = w.state.alerts.pending.map((p) => (p.alert.id === m.id ? { ...p, inFlight: false } : p));
+  const error = clip(m.error, MAX_ERROR_CHARS);
+  const pending = w.state.alerts.pending.map((p) => (p.alert.id === m.id ? { ...p, inFlight: false, failedSince: p.failedSince ?? w.at, lastError: error } : p));
   w.state = { ...w.state, alerts: { ...w.state.alerts, pending } };
   arm(w, 'alerts', ALERT_RETRY_SECONDS);
 }

@@ -40,6 +40,11 @@ export interface GuardStateView {
   shutdownInProgress: boolean;
   /** Alerts raised and not yet delivered (the webhook is failing when this stays above zero). */
   alertsPending: number;
+  /**
+   * Alerts whose delivery has failed and which are still being retried, oldest first: a condition to act on (the
+   * webhook is down, refuses, or is misconfigured), never a silent loss.
+   */
+  alertsUndelivered: { id: string; kind: string; at: string; failedSince: string; attempts: number; lastError: string }[];
   counters: GuardCounters;
 }
 
@@ -75,6 +80,9 @@ export function viewOf(state: GuardState): GuardStateView {
     shutdownInProgress:
       state.breaker.name === 'Triggered' && f !== undefined && (!f.confirmed || Object.values(f.venues).some((p) => p.pass !== null || p.status !== 'flat')),
     alertsPending: state.alerts.pending.length,
+    alertsUndelivered: state.alerts.pending
+      .filter((p) => p.failedSince !== undefined)
+      .map((p) => ({ id: p.alert.id, kind: p.alert.kind, at: p.alert.at, failedSince: p.failedSince!, attempts: p.attempts, lastError: p.lastError ?? '' })),
     counters: state.counters,
   };
 }

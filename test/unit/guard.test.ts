@@ -346,10 +346,15 @@ describe('alerts', () => {
     const failed = decide(state, { type: 'AlertFailed', at: at(10), id: alert.id, error: 'ECONNREFUSED' });
     expect(failed.commands).toEqual([{ type: 'StartTimer', timer: 'alerts', seconds: 60 }]);
     expect(viewOf(failed.state).alertsPending).toBe(1);
+    // A visible condition, with when and why, until it is delivered.
+    expect(viewOf(failed.state).alertsUndelivered).toEqual([
+      { id: alert.id, kind: 'CircuitBreakerTriggered', at: alert.at, failedSince: at(10), attempts: 1, lastError: 'ECONNREFUSED' },
+    ]);
     const retry = decide(failed.state, { type: 'TimerFired', at: at(70), timer: 'alerts' });
     expect(retry.commands).toEqual([{ type: 'SendAlert', alert }]);
     const delivered = decide(retry.state, { type: 'AlertDelivered', at: at(71), id: alert.id });
     expect(viewOf(delivered.state).alertsPending).toBe(0);
+    expect(viewOf(delivered.state).alertsUndelivered).toEqual([]);
     expect(eventTypes(delivered.state).filter((t) => t === 'AlertUndelivered')).toHaveLength(1);
   });
 
