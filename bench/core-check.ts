@@ -12,6 +12,7 @@ import { Decimal, toDecimalString } from '../src/domain/money';
 import { PriceBook, VenueHoldings, valuePortfolio } from '../src/domain/valuation';
 import { DEFAULT_PRICES } from '../tooling/paper/exchange';
 import { median, percentile } from './stats';
+import { seededRandom } from '../tooling/paper/faults';
 
 const WARM_UP = 5_000;
 const SAMPLES = 30_000;
@@ -36,17 +37,8 @@ function account(at: string) {
   return { assets, holdings };
 }
 
-/** mulberry32, so that every run replays the same ticks. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded generator (mulberry32), so that every run replays the same sequence. */
+const rng = seededRandom;
 
 /**
  * Ticks as a venue's stream sends them: a held asset and a new price within ±2 % of its default, written with the

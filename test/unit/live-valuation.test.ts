@@ -8,21 +8,13 @@ import { LiveHoldings, LiveValuation } from '../../src/domain/live-valuation';
 import { Decimal, toDecimalString } from '../../src/domain/money';
 import { PositionReport } from '../../src/domain/report';
 import { PriceBook, VenueHoldings, valuePortfolio } from '../../src/domain/valuation';
+import { seededRandom } from '../../tooling/paper/faults';
 
 const at = '2026-01-01T00:00:00.000Z';
 const REF = 'USDT';
 
-/** mulberry32: a small seeded generator, so that a failure names a seed that reproduces it. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded generator (mulberry32), so that every run replays the same sequence. */
+const rng = seededRandom;
 
 /** The account as the reference sees it: what has been set so far. */
 interface Model {
