@@ -3,34 +3,15 @@
  * observations, feed health, restarts with backoff, the periodic read the watcher makes unnecessary, and the coarse
  * search attributes. Pure: no Temporal, no clock.
  */
-import { AccountConfigInput, parseAccountConfig } from '../../src/domain/config';
-import { Decision, GuardCommand, GuardFeatures, GuardMessage, GuardState, createGuardState, decide } from '../../src/domain/guard';
+import type { AccountConfigInput } from '../../src/domain/config';
+import { GuardCommand, GuardFeatures, GuardMessage, createGuardState, decide } from '../../src/domain/guard';
+import { at, configOf, eventTypes, reading, run, types } from './decider-helpers';
 import { WatcherPlan } from '../../src/domain/watcher';
 import { viewOf } from '../../src/domain/view';
 
-// The few helpers of test/unit/guard.test.ts this file needs.
-const T0 = Date.parse('2026-01-01T00:00:00.000Z');
-const at = (seconds: number) => new Date(T0 + seconds * 1000).toISOString();
 
-function configOf(extra: Partial<AccountConfigInput> = {}) {
-  const parsed = parseAccountConfig({ accountId: 'acct', initialCapital: '10000', venues: ['spot', 'perp'], ...extra });
-  if (!parsed.ok) throw new Error(parsed.error);
-  return parsed.value;
-}
 
-function run(state: GuardState, messages: GuardMessage[]) {
-  const decisions: Decision[] = [];
-  for (const m of messages) {
-    const d = decide(state, m);
-    decisions.push(d);
-    state = d.state;
-  }
-  return { state, decisions, commands: decisions.flatMap((d) => d.commands), last: decisions[decisions.length - 1]! };
-}
 
-const types = (commands: GuardCommand[]) => commands.map((c) => c.type);
-const eventTypes = (s: GuardState) => s.events.map((e) => e.type);
-const reading = (venue: string, usdt: string) => ({ venue, balances: { USDT: usdt }, prices: {}, positions: [], asOf: at(0) });
 
 // This file's own helpers.
 const FEATURES: GuardFeatures = { watcher: true, coarseSearchAttributes: false };

@@ -3,8 +3,9 @@
  * events it must produce. No Temporal: the decider is pure, so these run in microseconds.
  */
 import { parseCarriedState } from '../../src/domain/carried-state';
-import { AccountConfigInput, parseAccountConfig } from '../../src/domain/config';
-import { Decision, GuardCommand, GuardMessage, GuardState, createGuardState, decide, passUnderWay } from '../../src/domain/guard';
+import type { AccountConfigInput } from '../../src/domain/config';
+import { GuardMessage, createGuardState, decide, passUnderWay } from '../../src/domain/guard';
+import { at, configOf, eventTypes, reading, run, types } from './decider-helpers';
 import {
   MAX_ASSET_CHARS,
   MAX_DECIMAL_CHARS,
@@ -19,34 +20,14 @@ import {
 import { BalanceReport } from '../../src/domain/report';
 import { viewOf } from '../../src/domain/view';
 
-const T0 = Date.parse('2026-01-01T00:00:00.000Z');
-const at = (seconds: number) => new Date(T0 + seconds * 1000).toISOString();
 
-function configOf(extra: Partial<AccountConfigInput> = {}) {
-  const parsed = parseAccountConfig({ accountId: 'acct', initialCapital: '10000', venues: ['spot', 'perp'], ...extra });
-  if (!parsed.ok) throw new Error(parsed.error);
-  return parsed.value;
-}
 
 const spot = (seq: number, usdt: string, extra: Partial<BalanceReport> = {}): BalanceReport => ({ venue: 'spot', seq, balances: { USDT: usdt }, ...extra });
 const perp = (seq: number, usdt: string): BalanceReport => ({ venue: 'perp', seq, balances: { USDT: usdt } });
 
-/** Feeds messages in order; returns the final state and everything decided along the way. */
-function run(state: GuardState, messages: GuardMessage[]) {
-  const decisions: Decision[] = [];
-  for (const m of messages) {
-    const d = decide(state, m);
-    decisions.push(d);
-    state = d.state;
-  }
-  return { state, decisions, commands: decisions.flatMap((d) => d.commands), last: decisions[decisions.length - 1]! };
-}
 
 const report = (seconds: number, r: unknown): GuardMessage => ({ type: 'ReportReceived', at: at(seconds), report: r });
-const types = (commands: GuardCommand[]) => commands.map((c) => c.type);
-const eventTypes = (s: GuardState) => s.events.map((e) => e.type);
 
-const reading = (venue: string, usdt: string) => ({ venue, balances: { USDT: usdt }, prices: {}, positions: [], asOf: at(0) });
 
 /** A started guard whose start-up reads finished and whose two venues both reported 5000 USDT (value 10000, no loss). */
 function healthy(extra: Partial<AccountConfigInput> = {}) {
