@@ -110,15 +110,24 @@ it('orders seen opening on a Triggered account are cancelled at once (no sweep c
   const { accountId, handle, spot, perp } = await startWatched({ sweepIntervalSeconds: 3600 });
   const guard = h.client.workflow.getHandle(handle.workflowId);
   await guard.signal(watcherObservationSignal, observation(1, { [perp]: { usdt: '4000' } }));
-  // The trip's own cancel passes done, and the Triggered watcher running.
+  // The trip's own cancel passes done, and a Triggered watcher (generation 2 or later) running. Its generation is read, not assumed: on a
+  // loaded machine a missed heartbeat can replace it (generation 3 or later) before the test speaks for it.
   await h.eventually(
     () => h.breaker.state(accountId),
-    (s) => s.state === 'Triggered' && s.watcher?.generation === 2 && Object.values(s.shutdown).every((p) => p.pass === null && p.status === 'flat'),
+    (s) => s.state === 'Triggered' && (s.watcher?.generation ?? 0) >= 2 && s.watcher?.running === true && Object.values(s.shutdown).every((p) => p.pass === null && p.status === 'flat'),
   );
   const passesBefore = h.stubs.venue(spot).calls.cancelAllOpenOrders;
   h.stubs.venue(spot).addLateOrders(3);
-  await guard.signal(watcherObservationSignal, observation(2, { [spot]: { ordersOpened: 3 } }));
-  await h.eventually(() => h.stubs.venue(spot).openOrders, (open) => open === 0);
+  // Speak as the current watcher until the orders are gone: an observation of a generation replaced meanwhile is
+  // (rightly) ignored by the guard, so each poll re-reads the generation.
+  await h.eventually(
+    async () => {
+      const generation = (await h.breaker.state(accountId)).watcher?.generation ?? 0;
+      if (h.stubs.venue(spot).openOrders > 0) await guard.signal(watcherObservationSignal, observation(generation, { [spot]: { ordersOpened: 3 } }));
+      return h.stubs.venue(spot).openOrders;
+    },
+    (open) => open === 0,
+  );
   expect(h.stubs.venue(spot).calls.cancelAllOpenOrders).toBeGreaterThan(passesBefore);
   expect(h.stubs.venue(spot).cancelled).toBeGreaterThanOrEqual(3);
   expect(await h.historyHasFailedWorkflowTask(handle)).toEqual([]);
