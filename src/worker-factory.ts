@@ -5,7 +5,7 @@
  * Bundle the workflows only with {@link bundleGuardWorkflows}: a bundle built without the converter would bring
  * that failure back.
  */
-import type { Logger } from '@temporalio/common';
+import type { Logger, PayloadCodec } from '@temporalio/common';
 import { DefaultLogger, NativeConnection, Worker, WorkerOptions, bundleWorkflowCode } from '@temporalio/worker';
 import { createActivities } from './activities';
 import { TASK_QUEUE } from './api/contract';
@@ -23,6 +23,13 @@ export interface GuardWorkerOptions {
   taskQueue?: string;
   /** Alerts are POSTed here as JSON besides being logged. */
   alertWebhookUrl?: string;
+  /**
+   * Payload codecs, e.g. `payloadCodecsFromEnv()` (src/codec/encryption.ts) for encrypted history. Their decode must
+   * never throw (a throw while decoding an activation fails the workflow task for ever): the encryption codec's
+   * default policy turns what it refuses into a payload the guard's converter records as undecodable.
+   * @default none: payloads reach the server as the converter wrote them
+   */
+  payloadCodecs?: PayloadCodec[];
 }
 
 export function workflowsPath(): string {
@@ -67,7 +74,7 @@ export async function createGuardWorker(options: GuardWorkerOptions): Promise<Wo
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: workflowsPath() }),
     // The same converter as in the bundle: activity inputs and results, and the workflow code when bundled here.
-    dataConverter: { payloadConverterPath: payloadConverterPath() },
+    dataConverter: { payloadConverterPath: payloadConverterPath(), payloadCodecs: options.payloadCodecs ?? [] },
     activities: createActivities({ venues: options.venues, alertWebhookUrl: options.alertWebhookUrl }),
     // When a worker dies, its guards' workflow tasks wait this long on its sticky queue before another worker takes
     // them; the default 10 s would add to every recovery.

@@ -24,6 +24,17 @@ export const MAX_UNDECODABLE_REASON_CHARS = 200;
 /** Longest piece of the payload itself (an encoding name, a parser's quote of the input) a reason may echo. */
 const MAX_ECHOED_CHARS = 64;
 
+/**
+ * The encoding of a payload the worker's payload codec refused to decrypt (src/codec/encryption.ts): not encrypted
+ * while this deployment requires encryption, an unknown key id, a tag that does not verify. The codec cannot throw
+ * (a throw while decoding an activation fails the workflow task for ever), so it hands the converter this payload,
+ * with its reason in {@link REFUSED_REASON_METADATA_KEY}, and the converter turns it into an UndecodablePayload.
+ * Defined here, not in the codec module, because this module runs in the workflow sandbox and the codec's does not.
+ */
+export const REFUSED_ENCODING = 'binary/refused';
+/** Metadata key of a refused payload's reason (UTF-8, short, never any of the payload's content). */
+export const REFUSED_REASON_METADATA_KEY = 'refused-reason';
+
 const JSON_ENCODING = encodingTypes.METADATA_ENCODING_JSON;
 /** The encodings the default converter decodes (DefaultPayloadConverter: undefined, binary, JSON). */
 const KNOWN_ENCODINGS: ReadonlySet<string> = new Set([encodingTypes.METADATA_ENCODING_NULL, encodingTypes.METADATA_ENCODING_RAW, JSON_ENCODING]);
@@ -101,6 +112,11 @@ function problemOf(payload: Payload): string | undefined {
   if (encodingBytes === undefined || encodingBytes === null) return 'payload metadata has no encoding';
   if (firstInvalidUtf8Byte(encodingBytes) >= 0) return 'payload encoding is not valid UTF-8';
   const encoding = utf8Prefix(encodingBytes, 4 * MAX_ECHOED_CHARS);
+  if (encoding === REFUSED_ENCODING) {
+    const reasonBytes = payload.metadata[REFUSED_REASON_METADATA_KEY];
+    const reason = reasonBytes && firstInvalidUtf8Byte(reasonBytes) < 0 ? utf8Prefix(reasonBytes, 4 * MAX_UNDECODABLE_REASON_CHARS) : 'no reason given';
+    return `refused by the payload codec: ${reason}`;
+  }
   if (!KNOWN_ENCODINGS.has(encoding)) {
     const shown = encodingBytes.length <= MAX_ECHOED_CHARS ? encoding : `${encoding.slice(0, MAX_ECHOED_CHARS)}…(${encodingBytes.length} bytes)`;
     return `unknown encoding "${shown}" (this worker decodes ${[...KNOWN_ENCODINGS].join(', ')})`;
