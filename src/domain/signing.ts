@@ -117,9 +117,17 @@ function utf8(text: string): Uint8Array {
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 const CANONICAL_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-/** Standard base64 (with padding) to bytes; undefined for anything else, or longer than 1 KiB. (No Buffer or atob in the workflow sandbox.) */
+/**
+ * Standard base64 (with padding) to bytes; undefined for anything else, or longer than 1 KiB. (No Buffer or atob in the
+ * workflow sandbox.) Canonical only: the bits after the last byte must be zero, so that each key and signature has
+ * exactly one spelling (otherwise `QR==` and `QQ==` are the same byte, and the anchor's "one key, one operator" check,
+ * which compares strings, could be passed with one key written twice).
+ */
 export function fromBase64(text: unknown): Uint8Array | undefined {
   if (typeof text !== 'string' || text.length > 1400 || !CANONICAL_BASE64.test(text)) return undefined;
+  // The last data character before padding: with "==" its low 4 bits are unused, with "=" its low 2 bits.
+  const padding = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
+  if (padding > 0 && (ALPHABET.indexOf(text[text.length - padding - 1]!) & (padding === 2 ? 0b1111 : 0b11)) !== 0) return undefined;
   const clean = text.replace(/=+$/, '');
   const bytes = new Uint8Array(Math.floor((clean.length * 3) / 4));
   let bits = 0;
