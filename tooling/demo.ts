@@ -1,6 +1,7 @@
 /**
- * `npm run demo`: the seed scenario end to end. Starts an embedded Temporal dev server (unless TEMPORAL_ADDRESS is
- * set), the paper exchange and a worker; starts a guard for a $10,000.00 USDT account with open orders on Binance
+ * `npm run demo`: the seed scenario end to end. Starts an embedded Temporal dev server (unless Temporal's environment
+ * configuration names a server: TEMPORAL_ADDRESS, or a profile with an address, see src/temporal-connection.ts), the
+ * paper exchange and a worker; starts a guard for a $10,000.00 USDT account with open orders on Binance
  * spot and USDⓈ-M perps; reports losses of 2.00 %, 3.50 %, 4.20 % and 5.50 %; shows the emergency shutdown; exits
  * with code 1 because the breaker tripped, like the original design's demo.
  */
@@ -16,6 +17,7 @@ import { startPaperServer } from './paper/server';
 import { DevServer, startDevServer } from './temporal/dev-server';
 import { PERP_VENUE, SEED_CAPITAL, SEED_STEPS, SPOT_VENUE, perpReport, seedPaperAccount, spotReport } from './seed-scenario';
 import { createGuardWorker } from '../src/worker-factory';
+import { loadTemporalConnection } from '../src/temporal-connection';
 
 const CAPITAL = new Decimal(SEED_CAPITAL);
 
@@ -29,13 +31,15 @@ async function main(): Promise<number> {
   out('portfolio-breaker demo: a guard trips on a paper exchange');
   out('=========================================================');
   let devServer: DevServer | undefined;
-  let address = process.env.TEMPORAL_ADDRESS;
-  if (address) out(`• Temporal: using the server at ${address}`);
+  // The same resolution as the worker's and the CLI's: a configured server (TLS, API key, namespace and all) is used
+  // as configured; only when nothing names a server does the demo bring its own.
+  let temporal = loadTemporalConnection(process.env);
+  if (temporal.addressConfigured) out(`• Temporal: using the server at ${temporal.describe()}`);
   else {
     out('• Temporal: starting an embedded dev server ...');
     devServer = await startDevServer({ log: (l) => out(`  ${l}`) });
-    address = devServer.address;
-    out(`  dev server on ${address}`);
+    temporal = loadTemporalConnection({}, { address: devServer.address, namespace: devServer.namespace });
+    out(`  dev server on ${devServer.address}`);
   }
 
   // Demo credentials exist only in this process: the paper exchange verifies them, ccxt signs with them.
@@ -54,10 +58,10 @@ async function main(): Promise<number> {
     ].map((v) => [v.id, v]),
   );
   out('• Worker: bundling the workflow code and connecting ...');
-  const nativeConnection = await NativeConnection.connect({ address });
-  const worker = await createGuardWorker({ connection: nativeConnection, venues });
-  const connection = await Connection.connect({ address });
-  const breaker = new BreakerClient(new Client({ connection }));
+  const nativeConnection = await NativeConnection.connect(temporal.nativeConnectOptions);
+  const worker = await createGuardWorker({ connection: nativeConnection, namespace: temporal.namespace, venues });
+  const connection = await Connection.connect(temporal.clientConnectOptions);
+  const breaker = new BreakerClient(new Client({ connection, namespace: temporal.namespace }));
   const accountId = `demo-${Date.now()}`;
 
   let exitCode = 0;

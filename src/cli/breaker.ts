@@ -14,16 +14,20 @@ import { Command, Option } from 'commander';
 import { GuardStateView, TASK_QUEUE } from '../api/contract';
 import { BreakerClient } from '../client';
 import { Decimal, formatUsd } from '../domain/money';
+import { loadTemporalConnection } from '../temporal-connection';
 
+/** Connection flags override Temporal's environment configuration (src/temporal-connection.ts); unset, it decides. */
 interface GlobalOptions {
-  address: string;
-  namespace: string;
+  address?: string;
+  namespace?: string;
+  profile?: string;
   taskQueue: string;
 }
 
 async function connect(opts: GlobalOptions): Promise<{ breaker: BreakerClient; close: () => Promise<void> }> {
-  const connection = await Connection.connect({ address: opts.address, connectTimeout: 5_000 });
-  const client = new Client({ connection, namespace: opts.namespace });
+  const temporal = loadTemporalConnection(process.env, { address: opts.address, namespace: opts.namespace, profile: opts.profile });
+  const connection = await Connection.connect({ ...temporal.clientConnectOptions, connectTimeout: 5_000 });
+  const client = new Client({ connection, namespace: temporal.namespace });
   return { breaker: new BreakerClient(client, opts.taskQueue), close: () => connection.close() };
 }
 
@@ -80,8 +84,10 @@ function action<A extends unknown[]>(program: Command, fn: (breaker: BreakerClie
 export function buildProgram(): Command {
   const program = new Command('breaker')
     .description('Operate portfolio-breaker guards (one Temporal workflow per trading account).')
-    .addOption(new Option('--address <host:port>', 'Temporal frontend').env('TEMPORAL_ADDRESS').default('127.0.0.1:7233'))
-    .addOption(new Option('--namespace <name>', 'Temporal namespace').env('TEMPORAL_NAMESPACE').default('default'))
+    // Not commander's .env(): the variables, the profile file and their precedence are Temporal's, read in one place.
+    .addOption(new Option('--address <host:port>', 'Temporal frontend (default: TEMPORAL_ADDRESS, the profile, else 127.0.0.1:7233)'))
+    .addOption(new Option('--namespace <name>', 'Temporal namespace (default: TEMPORAL_NAMESPACE, the profile, else "default")'))
+    .addOption(new Option('--profile <name>', 'profile of the Temporal profile file (default: TEMPORAL_PROFILE, else "default")'))
     .addOption(new Option('--task-queue <name>', 'task queue of the guard workers').default(TASK_QUEUE))
     .showHelpAfterError();
 
