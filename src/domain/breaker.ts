@@ -23,8 +23,11 @@ export type BreakerStateName = (typeof BreakerStateName)[keyof typeof BreakerSta
 /** Whether the emergency shutdown after a trigger is still running or every venue has confirmed zero open orders. */
 export type ShutdownStatus = 'inProgress' | 'flat';
 
-/** Why a breaker warns or trips. */
-export type TripCause = 'loss' | 'blind' | 'halt';
+/**
+ * Why a breaker warns or trips. `recalled`: a run started (after a termination, or a history reset) while the audit
+ * log, which lives outside Temporal, holds a trip no signed reset has cleared.
+ */
+export type TripCause = 'loss' | 'blind' | 'halt' | 'recalled';
 
 /** A level the account has reached: from its loss, or from how long the valuation has been blind. */
 export type RiskLevel = 'ok' | 'warning' | 'breach';
@@ -32,7 +35,7 @@ export type RiskLevel = 'ok' | 'warning' | 'breach';
 /** Each state carries only its own fields; the whole union round-trips through JSON. */
 export type BreakerState =
   | { name: 'Active' }
-  | { name: 'Warning'; since: string; cause: Exclude<TripCause, 'halt'> }
+  | { name: 'Warning'; since: string; cause: Exclude<TripCause, 'halt' | 'recalled'> }
   | {
       name: 'Triggered';
       at: string;
@@ -64,12 +67,14 @@ export type BreakerInput =
   | { type: 'DisableRequested'; at: string; operator: string; reason: string }
   | { type: 'EnableRequested'; at: string; operator: string; reason: string }
   /** Every venue confirmed zero open orders (and zero positions when auto-close is on). */
-  | { type: 'ShutdownConfirmed'; at: string };
+  | { type: 'ShutdownConfirmed'; at: string }
+  /** The audit log holds a trip of this account that no reset cleared: the breaker is Triggered again. */
+  | { type: 'TripRecalled'; at: string; reason: string; lossPct: DecimalString | null; totalValue: DecimalString | null };
 export type BreakerInputType = BreakerInput['type'];
 
 /** Risk events the breaker records; the names of the original design are kept. */
 export type RiskEvent =
-  | { type: 'WarningTriggered'; at: string; cause: Exclude<TripCause, 'halt'>; reason: string; lossPct: DecimalString | null; totalValue: DecimalString | null }
+  | { type: 'WarningTriggered'; at: string; cause: Exclude<TripCause, 'halt' | 'recalled'>; reason: string; lossPct: DecimalString | null; totalValue: DecimalString | null }
   | { type: 'WarningCleared'; at: string; lossPct: DecimalString | null; totalValue: DecimalString | null }
   | {
       type: 'CircuitBreakerTriggered';
@@ -219,6 +224,11 @@ export function transition(state: BreakerState, input: BreakerInput, limits: Bre
       const { at, operator, reason } = input;
       // Back to Active; the next valuation decides whether the account is in warning or breach.
       return { state: { name: 'Active' }, events: [{ type: 'BreakerEnabled', at, operator, reason }], commands: [] };
+    }
+    case 'TripRecalled': {
+      // The latch outlives the run: from any state (Disabled included: a history reset may have brought it back).
+      if (state.name === 'Triggered') return stay(state);
+      return trip(input.at, 'recalled', input.reason, input.lossPct, input.totalValue, limits);
     }
     case 'ShutdownConfirmed': {
       // Only the first confirmation after a trigger is an event; a confirmation that arrives after a reset is stale.

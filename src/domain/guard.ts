@@ -15,7 +15,19 @@ import { AccountConfig } from './config';
 import { BreakerInput, BreakerState, RiskEvent, RiskLevel, Transition, assertNever, transition } from './breaker';
 import { MAX_ERROR_CHARS, MAX_PENDING_ALERTS, MAX_RECENT_EVENTS, MAX_RECENT_EVENTS_BYTES, clip } from './limits';
 import { Decimal, DecimalString, toDecimalString } from './money';
-import { parseOperatorRequest, parseResyncRequest } from './operator';
+import { ApproveRequest, OperatorRequest, actionArgs, parseApproveRequest, parseOperatorRequest, parseResyncRequest } from './operator';
+import { AuditEntry, auditEntryOf } from './audit';
+import { canonicalJson } from './signing';
+import {
+  MAX_SIGNED_VALIDITY_SECONDS,
+  OperatorActionName,
+  TrustView,
+  UsedNonces,
+  authenticateOperator,
+  authenticateReport,
+  parseTrustView,
+  pruneNonces,
+} from './trust';
 import { PositionReport, parseBalanceReport } from './report';
 import { PriceBook, Valuation, VenueHoldings, describeBlindSpots, valuePortfolio } from './valuation';
 import { FeedHealth, WatcherPlan, parseWatcherObservation, watcherPlan } from './watcher';
@@ -30,6 +42,17 @@ export const PRICE_READ_MIN_INTERVAL_SECONDS = 10;
 export const ALERT_RETRY_SECONDS = 60;
 /** A watcher that failed is started again after this many seconds per failure in a row, up to a minute. */
 export const WATCHER_RESTART_SECONDS = 5;
+/**
+ * The guard reads its trust view (and the audit log's memory of an unreset trip) again this often: a key revoked in
+ * the anchor stops working, and a run whose history was reset to before a trip trips again, within this time.
+ */
+export const TRUST_REFRESH_SECONDS = 60;
+/** Audit entries whose write failed are sent again this often. */
+export const AUDIT_RETRY_SECONDS = 30;
+/** At most this many audit entries wait to be written; beyond, the oldest are dropped and counted. */
+export const MAX_PENDING_AUDIT = 500;
+/** Refused operator requests alert at most this often (a flood of forged requests must not flood the pager). */
+export const REFUSAL_ALERT_SECONDS = 60;
 
 // ---------------------------------------------------------------------------------------------------------------
 // State
@@ -46,7 +69,13 @@ export interface Alert {
     | 'ValuationBlind'
     | 'AssetUnpriced'
     | 'CancellationIgnored'
-    | 'WatcherDown';
+    | 'WatcherDown'
+    /** An operator request was refused: unsigned, badly signed, replayed, expired or not allowed. */
+    | 'UnauthorisedAction'
+    /** The worker's trust anchor (or the audit log's memory) could not be read: no operator can loosen the guard meanwhile. */
+    | 'TrustAnchorUnavailable'
+    /** Audit entries could not be written to the audit log. */
+    | 'AuditUndelivered';
   accountId: string;
   venue?: string;
   message: string;
@@ -75,7 +104,17 @@ export type GuardEvent =
   | { type: 'WatcherStopped'; at: string; generation: number; error: string }
   | { type: 'WatcherRestored'; at: string; generation: number }
   /** A `watcherObservation` signal that failed validation (any Temporal client can send one). */
-  | { type: 'ObservationRejected'; at: string; error: string };
+  | { type: 'ObservationRejected'; at: string; error: string }
+  /** A signed operator action, checked against the trust anchor and carried out. */
+  | { type: 'OperatorActionAccepted'; at: string; action: string; operator: string; keyId: string; approvedBy?: string; reason: string; nonce: string; args?: string }
+  /** An operator request refused: who it claimed to be, and why it was refused. Nothing else changed. */
+  | { type: 'OperatorActionRefused'; at: string; action: string; operator: string; error: string }
+  /** A reset or disable that needs a second operator: it waits in `pendingApprovals` until approved or expired. */
+  | { type: 'ApprovalRequested'; at: string; requestId: string; action: string; operator: string; keyId: string; reason: string; nonce: string; expiresAt: string }
+  /** The trust anchor could not be loaded (first failure of a streak). */
+  | { type: 'TrustLoadFailed'; at: string; error: string }
+  /** Audit entries could not be written (first failure of a streak). */
+  | { type: 'AuditFailed'; at: string; error: string };
 
 /** The guard's own reads of one venue. Tickets let an update wait for a read that started after it. */
 export interface VenueReads {
@@ -148,6 +187,12 @@ export interface GuardCounters {
   observations: number;
   observationsRejected: number;
   observationsIgnored: number;
+  /** Reports refused because the account requires its bots' signatures and this one had none or a wrong one. */
+  reportsUnauthenticated?: number;
+  /** Operator requests refused by the trust checks. */
+  operatorRequestsRefused?: number;
+  /** Audit entries dropped because too many waited to be written. */
+  auditDropped?: number;
 }
 
 /**
@@ -159,6 +204,43 @@ export interface GuardFeatures {
   watcher: boolean;
   /** Publish the loss search attribute in whole percent, not tenths: fewer visibility writes. */
   coarseSearchAttributes: boolean;
+  /** Operator actions (and, when the anchor lists bot keys, reports) are checked against the worker's trust anchor; events are written to the audit log. */
+  trust?: boolean;
+}
+
+/** A reset or disable waiting for a second operator. */
+export interface PendingApproval {
+  /** The request's nonce: what `approve` names. */
+  id: string;
+  action: OperatorActionName;
+  args: Record<string, unknown>;
+  operator: string;
+  keyId: string;
+  reason: string;
+  requestedAt: string;
+  expiresAt: string;
+}
+
+/** What the guard knows of the trust anchor, and the audit entries on their way to the log. */
+export interface TrustState {
+  view?: TrustView;
+  loadedAt?: string;
+  /** Loads failed in a row, and the last error. */
+  failures: number;
+  lastError: string | null;
+  usedNonces: UsedNonces;
+  approvals: PendingApproval[];
+  lastRefusalAlertAt?: string;
+}
+
+export interface AuditState {
+  /** The guard's chain id (its first run's id): the prefix of every entry id, stable across continue-as-new. */
+  chainId: string;
+  nextId: number;
+  pending: AuditEntry[];
+  inFlight: boolean;
+  failedSince?: string;
+  lastError?: string;
 }
 
 /** The guard's watcher: which one is current, and the health of each venue's feed as it last reported. */
@@ -179,7 +261,7 @@ export interface WatcherState {
 }
 
 /** Timers the guard keeps: periodic valuation and sweep, the blind-policy deadline, alert retries, venue passes. */
-export type TimerName = 'valuation' | 'sweep' | 'blind' | 'alerts' | 'watcher' | `pass:${string}`;
+export type TimerName = 'valuation' | 'sweep' | 'blind' | 'alerts' | 'watcher' | 'trust' | 'audit' | `pass:${string}`;
 
 /** The whole guard state. The same JSON feeds queries and continue-as-new. */
 export interface GuardState {
@@ -207,6 +289,9 @@ export interface GuardState {
   /** Set by each run's `Started`; absent (all off) in runs that predate them. */
   features?: GuardFeatures;
   watcher?: WatcherState;
+  /** Set when features.trust is on. */
+  trust?: TrustState;
+  audit?: AuditState;
 }
 
 /** What the guard reads from a venue itself: the same shape a bot reports, minus `seq`. */
@@ -221,11 +306,11 @@ export interface VenueReading {
 // ---------------------------------------------------------------------------------------------------------------
 // Messages, commands, replies
 
-export type OperatorAction = 'reset' | 'disable' | 'enable' | 'halt' | 'resyncSeq';
+export type OperatorAction = OperatorActionName | 'approve';
 
 export type GuardMessage =
   /** The run began; `continued` when it carries state from continue-as-new. */
-  | { type: 'Started'; at: string; continued: boolean; features?: GuardFeatures }
+  | { type: 'Started'; at: string; continued: boolean; features?: GuardFeatures; chainId?: string }
   | { type: 'ReportReceived'; at: string; report: unknown }
   /** A report whose payload could not be decoded (unknown encoding, invalid JSON such as `NaN`). */
   | { type: 'ReportUndecodable'; at: string; error: string }
@@ -237,7 +322,16 @@ export type GuardMessage =
   | { type: 'TimerFired'; at: string; timer: TimerName }
   | { type: 'AlertDelivered'; at: string; id: string }
   | { type: 'AlertFailed'; at: string; id: string; error: string }
-  | { type: 'OperatorRequested'; at: string; action: OperatorAction; request: unknown }
+  /**
+   * `validating`: the update's validator asks; trust failures then pass, so that the handler records and alerts them
+   * (a validator's refusal leaves no trace in history).
+   */
+  | { type: 'OperatorRequested'; at: string; action: OperatorAction; request: unknown; validating?: boolean }
+  /** What the `loadTrust` activity answered: `{ view, latch, recentNonces }` (checked here: any worker could answer). */
+  | { type: 'TrustLoaded'; at: string; result: unknown }
+  | { type: 'TrustLoadFailed'; at: string; error: string }
+  | { type: 'AuditWritten'; at: string; ids: string[] }
+  | { type: 'AuditWriteFailed'; at: string; error: string }
   /** Someone asked Temporal to cancel the guard's run. */
   | { type: 'CancellationRequested'; at: string }
   /** A `watcherObservation` signal (validated here: any client can send one). */
@@ -253,6 +347,10 @@ export type GuardCommand =
   | { type: 'StartTimer'; timer: TimerName; seconds: number }
   /** Start this watcher; the workflow stops the one it replaces. */
   | { type: 'StartWatcher'; plan: WatcherPlan }
+  /** Read this account's view of the worker's trust anchor, and the audit log's memory of an unreset trip. */
+  | { type: 'LoadTrust'; accountId: string }
+  /** Append these entries to the account's audit log (idempotent by eventId). */
+  | { type: 'WriteAudit'; accountId: string; entries: AuditEntry[] }
   /** `lossPct` rounded for the search attribute (a double there, not money). */
   | { type: 'PublishSearchAttributes'; state: string; accountId: string; lossPct: string | null };
 
@@ -326,6 +424,40 @@ function addEvents(w: Work, events: readonly GuardEvent[]): void {
   // Bounded in bytes too: a few large events must not push the carried state towards the payload limit.
   while (all.length > 1 && JSON.stringify(all).length > MAX_RECENT_EVENTS_BYTES) all = all.slice(Math.ceil(all.length / 10));
   w.state = { ...w.state, events: all };
+  queueAudit(w, events);
+}
+
+/** Risk events and operator actions go to the audit log too, outside Temporal (features.trust). */
+function queueAudit(w: Work, events: readonly GuardEvent[]): void {
+  const audit = w.state.audit;
+  if (!audit || w.state.features?.trust !== true) return;
+  const v = w.state.lastValuation;
+  const valuation = v ? { totalValue: v.totalValue, lossPct: v.lossPct } : null;
+  let nextId = audit.nextId;
+  const added: AuditEntry[] = [];
+  for (const event of events) {
+    const entry = auditEntryOf(event, valuation);
+    if (entry) added.push({ eventId: `${audit.chainId}-${nextId++}`, ...entry });
+  }
+  if (added.length === 0) return;
+  let pending = audit.pending.concat(added);
+  if (pending.length > MAX_PENDING_AUDIT) {
+    const dropped = pending.length - MAX_PENDING_AUDIT;
+    pending = pending.slice(dropped);
+    w.state = { ...w.state, counters: { ...w.state.counters, auditDropped: (w.state.counters.auditDropped ?? 0) + dropped } };
+  }
+  w.state = { ...w.state, audit: { ...audit, nextId, pending } };
+  flushAudit(w);
+}
+
+/** At most this many entries per write. */
+const AUDIT_BATCH = 100;
+
+function flushAudit(w: Work): void {
+  const audit = w.state.audit;
+  if (!audit || audit.inFlight || audit.pending.length === 0) return;
+  w.state = { ...w.state, audit: { ...audit, inFlight: true } };
+  w.commands.push({ type: 'WriteAudit', accountId: w.state.config.accountId, entries: audit.pending.slice(0, AUDIT_BATCH) });
 }
 
 const secondsBetween = (from: string, to: string) => (Date.parse(to) - Date.parse(from)) / 1000;
@@ -621,6 +753,14 @@ function onReport(w: Work, raw: unknown): GuardReply {
   const parsed = parseBalanceReport(raw, w.state.config.venues);
   if (!parsed.ok) return rejectReport(w, parsed.error);
   const report = parsed.value;
+  if (w.state.features?.trust === true) {
+    // Checked before seq: a forged report must not move the sequence (a huge seq would make the real bot's stale).
+    const signed = authenticateReport(w.state.trust?.view, w.state.config.accountId, raw as Record<string, unknown>, report.venue);
+    if (!signed.ok) {
+      w.state = { ...w.state, counters: { ...w.state.counters, reportsUnauthenticated: (w.state.counters.reportsUnauthenticated ?? 0) + 1 } };
+      return rejectReport(w, signed.error, 'UnauthenticatedReport');
+    }
+  }
   const venue = w.state.venues[report.venue]!;
   const counters = { ...w.state.counters };
   if (venue.lastSeq !== null && report.seq <= venue.lastSeq) {
@@ -659,11 +799,11 @@ function onReport(w: Work, raw: unknown): GuardReply {
   return { outcome: 'accepted', ...(Object.keys(waitFor).length > 0 ? { waitFor } : {}) };
 }
 
-function rejectReport(w: Work, error: string): GuardReply {
+function rejectReport(w: Work, error: string, type = 'InvalidReport'): GuardReply {
   const message = clip(error, MAX_ERROR_CHARS);
   w.state = { ...w.state, counters: { ...w.state.counters, reportsRejected: w.state.counters.reportsRejected + 1 } };
   addEvents(w, [{ type: 'ReportRejected', at: w.at, error: message }]);
-  return { rejection: { type: 'InvalidReport', message } };
+  return { rejection: { type, message } };
 }
 
 function onVenueRead(w: Work, m: Extract<GuardMessage, { type: 'VenueRead' }>): void {
@@ -714,6 +854,10 @@ function onTimer(w: Work, timer: TimerName): void {
     resendAlerts(w);
   } else if (timer === 'watcher') {
     if (watching(w.state) && !w.state.watcher?.running) startWatcher(w);
+  } else if (timer === 'trust') {
+    if (w.state.trust) w.commands.push({ type: 'LoadTrust', accountId: w.state.config.accountId });
+  } else if (timer === 'audit') {
+    flushAudit(w);
   } else if (timer.startsWith('pass:')) {
     const venue = timer.slice('pass:'.length);
     const p = w.state.flatten?.venues[venue];
@@ -742,41 +886,251 @@ function onAlertFailed(w: Work, m: Extract<GuardMessage, { type: 'AlertFailed' }
   arm(w, 'alerts', ALERT_RETRY_SECONDS);
 }
 
+/** Parses an operator request of any action: its own fields, and the arguments its signature covers. */
+function parseRequest(w: Work, action: OperatorAction, raw: unknown): { ok: true; request: OperatorRequest & Record<string, unknown> } | { ok: false; reply: GuardReply } {
+  const parsed = action === 'resyncSeq' ? parseResyncRequest(raw, w.state.config.venues) : action === 'approve' ? parseApproveRequest(raw) : parseOperatorRequest(raw, action);
+  if (!parsed.ok) return { ok: false, reply: { rejection: { type: 'InvalidOperatorRequest', message: parsed.error } } };
+  return { ok: true, request: parsed.value as OperatorRequest & Record<string, unknown> };
+}
+
+/** Who signed an accepted action, for its events and the audit log. */
+interface Signer {
+  operator: string;
+  keyId: string;
+  nonce: string;
+  approvedBy?: string;
+  approverKeyId?: string;
+}
+
 function onOperator(w: Work, m: Extract<GuardMessage, { type: 'OperatorRequested' }>): GuardReply {
-  if (m.action === 'resyncSeq') {
-    const parsed = parseResyncRequest(m.request, w.state.config.venues);
-    if (!parsed.ok) return { rejection: { type: 'InvalidOperatorRequest', message: parsed.error } };
-    const { venue, seq, operator, reason } = parsed.value;
-    const from = w.state.venues[venue]!.lastSeq;
-    setVenue(w, venue, { lastSeq: seq });
-    addEvents(w, [{ type: 'SeqResynchronised', at: w.at, venue, from, to: seq, operator, reason }]);
+  const parsed = parseRequest(w, m.action, m.request);
+  if (!parsed.ok) return parsed.reply;
+  const request = parsed.request;
+  // Guards whose run predates the trust anchor (their histories replay as they ran) take requests as before.
+  if (w.state.features?.trust !== true || !w.state.trust) return carryOut(w, m.action as OperatorActionName, request, undefined);
+
+  const trust = { ...w.state.trust, usedNonces: pruneNonces(w.state.trust.usedNonces, w.at), approvals: w.state.trust.approvals.filter((a) => a.expiresAt > w.at) };
+  w.state = { ...w.state, trust };
+  const args = actionArgs(request);
+  const pending = m.action === 'approve' ? trust.approvals.find((a) => a.id === (request as unknown as ApproveRequest).requestId) : undefined;
+  if (m.action === 'approve' && !pending) {
+    const known = trust.approvals.map((a) => a.id).join(', ') || 'none';
+    return { rejection: { type: 'NotAllowedInThisState', message: `approve.requestId: no pending request ${JSON.stringify(args.requestId)} (pending: ${known}); it may have expired` } };
+  }
+  const auth = authenticateOperator({
+    trust: trust.view,
+    accountId: w.state.config.accountId,
+    action: m.action,
+    permission: pending ? pending.action : (m.action as OperatorActionName),
+    args,
+    operator: request.operator,
+    reason: request.reason,
+    auth: request.auth,
+    usedNonces: trust.usedNonces,
+    at: w.at,
+  });
+  if (!auth.ok) {
+    // The validator lets it through, so that the handler records it: a validator's refusal leaves no trace.
+    if (m.validating) return {};
+    return refuseOperator(w, m.action, request.operator, auth.error);
+  }
+  if (pending && pending.operator === request.operator) {
+    if (m.validating) return {};
+    return refuseOperator(w, m.action, request.operator, `approve: ${request.operator} asked for this ${pending.action}; a different operator must approve it`);
+  }
+  const nonce = request.auth!.nonce;
+  w.state = { ...w.state, trust: { ...trust, usedNonces: { ...trust.usedNonces, [nonce]: request.auth!.expiresAt } } };
+  if (pending) {
+    w.state = { ...w.state, trust: { ...w.state.trust!, approvals: w.state.trust!.approvals.filter((a) => a.id !== pending.id) } };
+    const request2 = { ...pending.args, operator: pending.operator, reason: pending.reason } as OperatorRequest & Record<string, unknown>;
+    return carryOut(w, pending.action, request2, { operator: pending.operator, keyId: pending.keyId, nonce: pending.id, approvedBy: request.operator, approverKeyId: auth.keyId });
+  }
+  const action = m.action as OperatorActionName;
+  const approval = trust.view?.approval;
+  if (approval && approval.actions.includes(action)) {
+    // Refused now if the action is not allowed in this state: no point waiting for a second operator.
+    const check = transition(w.state.breaker, breakerInputOf(w, action, request), w.state.config);
+    if (action !== 'resyncSeq' && check.rejection !== undefined) return { rejection: { type: 'NotAllowedInThisState', message: check.rejection } };
+    const entry: PendingApproval = {
+      id: nonce,
+      action,
+      args,
+      operator: request.operator,
+      keyId: auth.keyId,
+      reason: request.reason,
+      requestedAt: w.at,
+      expiresAt: addSeconds(w.at, approval.windowSeconds),
+    };
+    w.state = { ...w.state, trust: { ...w.state.trust!, approvals: w.state.trust!.approvals.concat(entry) } };
+    addEvents(w, [{ type: 'ApprovalRequested', at: w.at, requestId: entry.id, action, operator: entry.operator, keyId: entry.keyId, reason: entry.reason, nonce, expiresAt: entry.expiresAt }]);
     return {};
   }
-  const parsed = parseOperatorRequest(m.request, m.action);
-  if (!parsed.ok) return { rejection: { type: 'InvalidOperatorRequest', message: parsed.error } };
-  const { operator, reason } = parsed.value;
-  const base = { at: w.at, operator, reason };
-  const input: BreakerInput =
-    m.action === 'reset'
-      ? { type: 'ResetRequested', ...base }
-      : m.action === 'disable'
-        ? { type: 'DisableRequested', ...base }
-        : m.action === 'enable'
-          ? { type: 'EnableRequested', ...base }
-          : { type: 'HaltRequested', ...base, lossPct: w.state.lastValuation?.lossPct ?? null, totalValue: w.state.lastValuation?.totalValue ?? null };
-  const result = transition(w.state.breaker, input, w.state.config);
+  return carryOut(w, action, request, { operator: request.operator, keyId: auth.keyId, nonce });
+}
+
+function refuseOperator(w: Work, action: string, operator: string, error: string): GuardReply {
+  const message = clip(error, MAX_ERROR_CHARS);
+  const trust = w.state.trust!;
+  w.state = { ...w.state, counters: { ...w.state.counters, operatorRequestsRefused: (w.state.counters.operatorRequestsRefused ?? 0) + 1 } };
+  addEvents(w, [{ type: 'OperatorActionRefused', at: w.at, action, operator: clip(operator), error: message }]);
+  const last = trust.lastRefusalAlertAt;
+  if (last === undefined || secondsBetween(last, w.at) >= REFUSAL_ALERT_SECONDS) {
+    w.state = { ...w.state, trust: { ...w.state.trust!, lastRefusalAlertAt: w.at } };
+    raiseAlert(w, 'UnauthorisedAction', `an operator request was refused: ${message}`);
+  }
+  return { rejection: { type: 'Unauthorised', message } };
+}
+
+function breakerInputOf(w: Work, action: Exclude<OperatorActionName, 'resyncSeq'> | 'resyncSeq', request: OperatorRequest): BreakerInput {
+  const base = { at: w.at, operator: request.operator, reason: request.reason };
+  return action === 'reset'
+    ? { type: 'ResetRequested', ...base }
+    : action === 'disable'
+      ? { type: 'DisableRequested', ...base }
+      : action === 'enable'
+        ? { type: 'EnableRequested', ...base }
+        : { type: 'HaltRequested', ...base, lossPct: w.state.lastValuation?.lossPct ?? null, totalValue: w.state.lastValuation?.totalValue ?? null };
+}
+
+/** Carries out an operator action (authenticated, or from a run that predates the trust anchor). */
+function carryOut(w: Work, action: OperatorActionName, request: OperatorRequest & Record<string, unknown>, signer: Signer | undefined): GuardReply {
+  const accepted = (): void => {
+    if (!signer) return;
+    const args = actionArgs(request);
+    addEvents(w, [
+      {
+        type: 'OperatorActionAccepted',
+        at: w.at,
+        action,
+        operator: signer.operator,
+        keyId: signer.approverKeyId ? `${signer.keyId}+${signer.approverKeyId}` : signer.keyId,
+        ...(signer.approvedBy ? { approvedBy: signer.approvedBy } : {}),
+        reason: request.reason,
+        nonce: signer.nonce,
+        ...(Object.keys(args).length > 0 ? { args: clip(canonicalJson(args), 200) } : {}),
+      },
+    ]);
+  };
+  if (action === 'resyncSeq') {
+    const { venue, seq } = request as unknown as { venue: string; seq: number | null };
+    const from = w.state.venues[venue]!.lastSeq;
+    accepted();
+    setVenue(w, venue, { lastSeq: seq });
+    addEvents(w, [{ type: 'SeqResynchronised', at: w.at, venue, from, to: seq, operator: request.operator, reason: request.reason }]);
+    return {};
+  }
+  const result = transition(w.state.breaker, breakerInputOf(w, action, request), w.state.config);
   if (result.rejection !== undefined) return { rejection: { type: 'NotAllowedInThisState', message: result.rejection } };
+  accepted();
   applyTransition(w, result);
-  if (m.action === 'reset') {
+  if (action === 'reset') {
     // The operator has taken over: outstanding shutdown work is abandoned, and the account is valued afresh.
     w.state = { ...w.state, flatten: undefined };
   }
-  if (m.action === 'reset' || m.action === 'enable') evaluate(w);
+  if (action === 'reset' || action === 'enable') evaluate(w);
   return {};
 }
 
-function onStarted(w: Work, continued: boolean, features: GuardFeatures | undefined): void {
+// ---------------------------------------------------------------------------------------------------------------
+// The trust anchor and the audit log
+
+/** What `loadTrust` answers. */
+interface TrustLoad {
+  view: TrustView;
+  latch: { tripped: boolean; at?: string; reason?: string };
+  recentNonces: string[];
+}
+
+function parseTrustLoad(raw: unknown, accountId: string): { ok: true; value: TrustLoad } | { ok: false; error: string } {
+  if (typeof raw !== 'object' || raw === null) return { ok: false, error: 'loadTrust: answered something that is not an object' };
+  const r = raw as Record<string, unknown>;
+  const view = parseTrustView(r.view);
+  if (!view.ok) return { ok: false, error: `loadTrust: ${view.error}` };
+  if (view.value.accountId !== accountId) return { ok: false, error: `loadTrust: answered the view of account ${JSON.stringify(clip(view.value.accountId))}, not ${accountId}` };
+  const latch = r.latch as Record<string, unknown> | undefined;
+  if (typeof latch !== 'object' || latch === null || typeof latch.tripped !== 'boolean') return { ok: false, error: 'loadTrust: latch.tripped must be a boolean' };
+  const nonces = Array.isArray(r.recentNonces) ? r.recentNonces.filter((n): n is string => typeof n === 'string' && n.length <= 64).slice(0, 1_000) : [];
+  return {
+    ok: true,
+    value: {
+      view: view.value,
+      latch: { tripped: latch.tripped, ...(typeof latch.at === 'string' ? { at: clip(latch.at, 40) } : {}), ...(typeof latch.reason === 'string' ? { reason: clip(latch.reason, 200) } : {}) },
+      recentNonces: nonces,
+    },
+  };
+}
+
+function onTrustLoaded(w: Work, raw: unknown): void {
+  const trust = w.state.trust;
+  if (!trust) return;
+  const parsed = parseTrustLoad(raw, w.state.config.accountId);
+  if (!parsed.ok) return onTrustLoadFailed(w, parsed.error);
+  const { view, latch, recentNonces } = parsed.value;
+  // Nonces the audit log saw recently: a request already used by an earlier run is not replayed on this one.
+  const usedNonces = { ...trust.usedNonces };
+  for (const n of recentNonces) usedNonces[n] ??= addSeconds(w.at, MAX_SIGNED_VALIDITY_SECONDS);
+  w.state = { ...w.state, trust: { ...trust, view, loadedAt: w.at, failures: 0, lastError: null, usedNonces } };
+  arm(w, 'trust', TRUST_REFRESH_SECONDS);
+  if (latch.tripped && w.state.breaker.name !== 'Triggered') {
+    const reason = clip(
+      `the audit log holds a trip${latch.at ? ` of ${latch.at}` : ''}${latch.reason ? ` (${latch.reason})` : ''} that no signed reset has cleared; ` +
+        'this run (after a termination, a restart or a history reset) is Triggered until an operator resets it',
+      MAX_ERROR_CHARS,
+    );
+    const v = w.state.lastValuation;
+    applyTransition(w, transition(w.state.breaker, { type: 'TripRecalled', at: w.at, reason, lossPct: v?.lossPct ?? null, totalValue: v?.totalValue ?? null }, w.state.config));
+    raiseAlert(w, 'CircuitBreakerTriggered', reason);
+  }
+}
+
+function onTrustLoadFailed(w: Work, error: string): void {
+  const trust = w.state.trust;
+  if (!trust) return;
+  const message = clip(error, MAX_ERROR_CHARS);
+  const failures = trust.failures + 1;
+  w.state = { ...w.state, trust: { ...trust, failures, lastError: message } };
+  if (failures === 1) {
+    addEvents(w, [{ type: 'TrustLoadFailed', at: w.at, error: message }]);
+    raiseAlert(w, 'TrustAnchorUnavailable', `the worker's trust anchor could not be read (${message}); operators cannot act on this guard until it can`);
+  }
+  arm(w, 'trust', Math.min(TRUST_REFRESH_SECONDS, 5 * failures));
+}
+
+function onAuditWritten(w: Work, ids: readonly string[]): void {
+  const audit = w.state.audit;
+  if (!audit) return;
+  const written = new Set(ids);
+  const { failedSince: _since, lastError: _error, ...rest } = audit;
+  w.state = { ...w.state, audit: { ...rest, inFlight: false, pending: audit.pending.filter((e) => !written.has(e.eventId)) } };
+  flushAudit(w);
+}
+
+function onAuditWriteFailed(w: Work, error: string): void {
+  const audit = w.state.audit;
+  if (!audit) return;
+  const message = clip(error, MAX_ERROR_CHARS);
+  w.state = { ...w.state, audit: { ...audit, inFlight: false, failedSince: audit.failedSince ?? w.at, lastError: message } };
+  if (audit.failedSince === undefined) {
+    addEvents(w, [{ type: 'AuditFailed', at: w.at, error: message }]);
+    raiseAlert(w, 'AuditUndelivered', `audit entries could not be written (${message}); they are kept and sent again`);
+  }
+  arm(w, 'audit', AUDIT_RETRY_SECONDS);
+}
+
+/** A run's start with the trust anchor: its trust and audit state, and the first load of the anchor. */
+function startTrust(w: Work, chainId: string | undefined): void {
+  if (w.state.features?.trust !== true) return;
+  const trust: TrustState = w.state.trust ?? { failures: 0, lastError: null, usedNonces: {}, approvals: [] };
+  const audit: AuditState = w.state.audit ?? { chainId: chainId ?? w.state.config.accountId, nextId: 1, pending: [], inFlight: false };
+  // A write in flight when the previous run ended is sent again (idempotent by eventId).
+  w.state = { ...w.state, trust, audit: { ...audit, inFlight: false } };
+  w.commands.push({ type: 'LoadTrust', accountId: w.state.config.accountId });
+  flushAudit(w);
+}
+
+function onStarted(w: Work, continued: boolean, features: GuardFeatures | undefined, chainId: string | undefined): void {
   w.state = { ...w.state, features: features ?? { watcher: false, coarseSearchAttributes: false } };
+  startTrust(w, chainId);
   // Every run starts its own watcher: a previous run's watcher stops when its run ends (its heartbeat finds it gone).
   if (watching(w.state)) startWatcher(w);
   if (!continued) {
@@ -943,7 +1297,7 @@ export function decide(state: GuardState, message: GuardMessage): Decision {
   let reply: GuardReply | undefined;
   switch (message.type) {
     case 'Started':
-      onStarted(w, message.continued, message.features);
+      onStarted(w, message.continued, message.features, message.chainId);
       break;
     case 'ReportReceived':
       reply = onReport(w, message.report);
@@ -989,6 +1343,18 @@ export function decide(state: GuardState, message: GuardMessage): Decision {
       break;
     case 'WatcherEnded':
       onWatcherEnded(w, message);
+      break;
+    case 'TrustLoaded':
+      onTrustLoaded(w, message.result);
+      break;
+    case 'TrustLoadFailed':
+      onTrustLoadFailed(w, message.error);
+      break;
+    case 'AuditWritten':
+      onAuditWritten(w, message.ids);
+      break;
+    case 'AuditWriteFailed':
+      onAuditWriteFailed(w, message.error);
       break;
     default:
       assertNever(message);

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { CONTROL_CHARACTERS, MAX_OPERATOR_CHARS, MAX_REASON_CHARS } from './limits';
 import { Parsed } from './money';
+import { OperatorAuth, operatorAuthSchema } from './trust';
 import { got, quoted, rule, strictObject, text, validate } from './validation';
 
 /** Who did it and why; every operator action carries these. */
@@ -13,6 +14,18 @@ export interface OperatorRequest {
   operator: string;
   /** Why, 1-{@link MAX_REASON_CHARS} characters, trimmed. */
   reason: string;
+  /**
+   * The operator's signature, required by a guard whose worker has a trust anchor: `{ nonce, expiresAt, signature }`
+   * over the account, action, the action's own fields, operator, reason (both trimmed), nonce and expiry
+   * (src/domain/signing.ts `operatorActionMessage`; `breaker sign` builds it).
+   */
+  auth?: OperatorAuth;
+}
+
+/** An `approve` request: a second operator approves a pending reset or disable (see `pendingApprovals` in state). */
+export interface ApproveRequest extends OperatorRequest {
+  /** The pending request's id. */
+  requestId: string;
 }
 
 /** A `resync` request: make the guard accept a venue's reports again from a given `seq`. */
@@ -26,6 +39,7 @@ export interface ResyncRequest extends OperatorRequest {
 const operatorShape = {
   operator: text({ max: MAX_OPERATOR_CHARS, trim: true, noControl: CONTROL_CHARACTERS, hint: `who is acting (1-${MAX_OPERATOR_CHARS} characters)` }),
   reason: text({ max: MAX_REASON_CHARS, trim: true, noControl: CONTROL_CHARACTERS, hint: `why (1-${MAX_REASON_CHARS} characters)` }),
+  auth: operatorAuthSchema.optional(),
 };
 const EXAMPLE = '{"operator": "alice", "reason": "..."}';
 const operatorSchema = strictObject(operatorShape, EXAMPLE);
@@ -65,4 +79,19 @@ export function parseResyncRequest(raw: unknown, venues: readonly string[]): Par
       return v === undefined ? `is required: ${allowed}` : `must be ${allowed}, got ${got(v)}`;
     }),
   });
+}
+
+/** Validates an `approve` request: `{ operator, reason, requestId, auth }`. */
+export function parseApproveRequest(raw: unknown): Parsed<ApproveRequest> {
+  return parseOperatorRequest(raw, 'approve', {
+    requestId: rule<string>((v) =>
+      typeof v === 'string' && /^[A-Za-z0-9_-]{16,64}$/.test(v) ? undefined : `must be the id of a pending request (its nonce, as state.pendingApprovals lists it), got ${got(v)}`,
+    ),
+  });
+}
+
+/** The fields of a request an operator signs besides operator, reason and auth: the action's own arguments. */
+export function actionArgs(request: OperatorRequest & Record<string, unknown>): Record<string, unknown> {
+  const { operator: _operator, reason: _reason, auth: _auth, ...args } = request;
+  return args;
 }

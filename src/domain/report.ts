@@ -13,6 +13,7 @@ import {
   CONTROL_CHARACTERS,
 } from './limits';
 import { Decimal, DecimalString, Parsed } from './money';
+import { BotAuth, botAuthSchema } from './trust';
 import { boundedArray, decimalString, got, keyedMap, oneOf, rule, strictObject, text, validate, wholeNumber } from './validation';
 
 /** Asset names: upper-case letters and digits, at most {@link MAX_ASSET_CHARS} characters. */
@@ -53,6 +54,11 @@ export interface BalanceReport {
   /** Prices in the reference currency by asset; assets without a price are priced by the guard. */
   prices?: Record<string, DecimalString>;
   positions?: PositionReport[];
+  /**
+   * The bot's signature, required when the account's trust anchor lists bot keys: `{ bot, signature }`, an Ed25519
+   * signature of everything else in the report (src/domain/signing.ts `botReportMessage`, docs/signing.md).
+   */
+  auth?: BotAuth;
 }
 
 const SIDES = ['long', 'short'] as const;
@@ -113,6 +119,7 @@ function reportSchema(venues: readonly string[]) {
       balances: balancesSchema,
       prices: assetMap(decimalString({ positive: true }), MAX_PRICES_PER_REPORT).optional(),
       positions: boundedArray(positionSchema, { max: MAX_POSITIONS_PER_REPORT, what: 'positions' }).optional(),
+      auth: botAuthSchema.optional(),
     },
     '{"venue": "binance-spot", "seq": 1, "balances": {"USDT": "4000.00"}}',
   );

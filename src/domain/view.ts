@@ -45,6 +45,24 @@ export interface GuardStateView {
    * webhook is down, refuses, or is misconfigured), never a silent loss.
    */
   alertsUndelivered: { id: string; kind: string; at: string; failedSince: string; attempts: number; lastError: string }[];
+  /**
+   * The worker's trust anchor as this guard last loaded it (null in runs that predate it): where it came from, whether
+   * it lists the account, its operators (ids and the actions each may take), whether reports must be signed, and the
+   * last load error. Public data only.
+   */
+  trust: {
+    source: string | null;
+    loadedAt: string | null;
+    listed: boolean;
+    operators: { id: string; actions: string[] }[];
+    approvalRequiredFor: string[];
+    botsSignReports: boolean;
+    lastError: string | null;
+  } | null;
+  /** Resets and disables waiting for a second operator's `approve`. */
+  pendingApprovals: { id: string; action: string; operator: string; reason: string; requestedAt: string; expiresAt: string }[];
+  /** Audit entries not yet written to the audit log (null in runs that predate it); `failedSince` set while writes fail. */
+  audit: { pending: number; failedSince: string | null; lastError: string | null } | null;
   counters: GuardCounters;
 }
 
@@ -83,6 +101,19 @@ export function viewOf(state: GuardState): GuardStateView {
     alertsUndelivered: state.alerts.pending
       .filter((p) => p.failedSince !== undefined)
       .map((p) => ({ id: p.alert.id, kind: p.alert.kind, at: p.alert.at, failedSince: p.failedSince!, attempts: p.attempts, lastError: p.lastError ?? '' })),
+    trust: state.trust
+      ? {
+          source: state.trust.view?.source ?? null,
+          loadedAt: state.trust.loadedAt ?? null,
+          listed: state.trust.view?.listed ?? false,
+          operators: (state.trust.view?.operators ?? []).map((o) => ({ id: o.id, actions: o.actions })),
+          approvalRequiredFor: state.trust.view?.approval?.actions ?? [],
+          botsSignReports: (state.trust.view?.bots ?? null) !== null,
+          lastError: state.trust.lastError,
+        }
+      : null,
+    pendingApprovals: (state.trust?.approvals ?? []).map(({ id, action, operator, reason, requestedAt, expiresAt }) => ({ id, action, operator, reason, requestedAt, expiresAt })),
+    audit: state.audit ? { pending: state.audit.pending.length, failedSince: state.audit.failedSince ?? null, lastError: state.audit.lastError ?? null } : null,
     counters: state.counters,
   };
 }

@@ -66,6 +66,7 @@ const inputs = {
   disable: { type: 'DisableRequested', ...op },
   enable: { type: 'EnableRequested', ...op },
   'shutdown confirmed': { type: 'ShutdownConfirmed', at: later },
+  recalled: { type: 'TripRecalled', at: later, reason: 'the audit log holds a trip at 2026-01-01 not yet reset', lossPct: '6', totalValue: '9400' },
 } satisfies Record<string, BreakerInput>;
 type InputLabel = keyof typeof inputs;
 const updateLabels = (Object.keys(inputs) as InputLabel[]).filter((l) => inputs[l].type === 'PortfolioUpdate');
@@ -114,6 +115,7 @@ const fromActiveOrWarning = (key: 'Active' | 'WarningLoss' | 'WarningBlind'): Ro
     [key, 'disable', 'Disabled', ['BreakerDisabled'], []],
     [key, 'enable', 'rejected', [], []],
     [key, 'shutdown confirmed', summary(states[key]), [], []],
+    [key, 'recalled', 'Triggered(recalled, inProgress)', TRIP, SHUTDOWN],
   ];
 };
 
@@ -135,6 +137,8 @@ const table: Row[] = [
       state.shutdown === 'flat'
         ? [key, 'shutdown confirmed', summary(state), [], []]
         : [key, 'shutdown confirmed', `Triggered(${state.cause}, flat)`, ['SystemShutdown'], []],
+      // Already latched: a recalled trip changes nothing.
+      [key, 'recalled', summary(state), [], []],
     ];
   }),
 
@@ -145,6 +149,9 @@ const table: Row[] = [
   ['Disabled', 'disable', 'rejected', [], []],
   ['Disabled', 'enable', 'Active', ['BreakerEnabled'], []],
   ['Disabled', 'shutdown confirmed', 'Disabled', [], []],
+  // A trip the audit log remembers wins over Disabled: a disable cannot follow a trip without a reset in between, so
+  // only a history reset or a restart can have brought Disabled back.
+  ['Disabled', 'recalled', 'Triggered(recalled, inProgress)', TRIP, SHUTDOWN],
 ];
 
 /** The exact event each input records whenever it records one: causes, reasons and figures included. */
@@ -180,6 +187,7 @@ const recorded: Partial<Record<InputLabel, RiskEvent>> = {
   disable: { type: 'BreakerDisabled', ...op },
   enable: { type: 'BreakerEnabled', ...op },
   'shutdown confirmed': { type: 'SystemShutdown', at: later },
+  recalled: { type: 'CircuitBreakerTriggered', at: later, cause: 'recalled', reason: 'the audit log holds a trip at 2026-01-01 not yet reset', lossPct: '6', totalValue: '9400' },
 };
 
 /** The union's members, spelt out: adding an input type or a state name fails to compile until it is listed here. */
@@ -190,6 +198,7 @@ const everyInputType = {
   DisableRequested: true,
   EnableRequested: true,
   ShutdownConfirmed: true,
+  TripRecalled: true,
 } satisfies Record<BreakerInputType, true>;
 
 describe('transition: every state × input', () => {
@@ -226,7 +235,7 @@ describe('transition: every state × input', () => {
 
     const inputTypes = new Set(table.map(([, label]) => inputs[label].type));
     expect([...inputTypes].sort()).toEqual(Object.keys(everyInputType).sort());
-    expect([...inputTypes].sort()).toEqual(['DisableRequested', 'EnableRequested', 'HaltRequested', 'PortfolioUpdate', 'ResetRequested', 'ShutdownConfirmed']);
+    expect([...inputTypes].sort()).toEqual(['DisableRequested', 'EnableRequested', 'HaltRequested', 'PortfolioUpdate', 'ResetRequested', 'ShutdownConfirmed', 'TripRecalled']);
     expect(new Set(Object.values(states).map((s) => s.name))).toEqual(new Set(Object.values(BreakerStateName)));
   });
 
