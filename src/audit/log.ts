@@ -114,7 +114,10 @@ export interface AuditEntry {
   /** Clipped to {@link MAX_WHY_CHARS}. */
   why: string | null;
   valuation: AuditValuation | null;
-  /** A small JSON object (e.g. `{ nonce }` of an operator action); {@link MAX_DATA_BYTES} at most, else replaced. */
+  /**
+   * A small JSON object (e.g. `{ nonce }` of an operator action; money in it as decimal strings, as everywhere);
+   * {@link MAX_DATA_BYTES} at most, else replaced by `{ clipped: true, bytes }`.
+   */
   data?: JsonObject;
 }
 
