@@ -83,10 +83,14 @@ const KINDS: ReadonlySet<string> = new Set(Object.values(AuditKind));
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };
 
-/** Who acted: an operator (and the key that signed), or a bot. Each field is clipped to 128 characters. */
+/**
+ * Who acted: an operator (the key that signed, and the second operator who approved, if any), or a bot. Each field
+ * is clipped to 128 characters; other fields are not kept.
+ */
 export interface AuditActor {
   operator?: string;
   keyId?: string;
+  approvedBy?: string;
   bot?: string;
 }
 
@@ -307,7 +311,7 @@ function prepareActor(actor: unknown, where: string): AuditActor | null {
   if (actor === null || actor === undefined) return null;
   if (!isPlainObject(actor)) throw new AuditEntryError(`${where}.actor must be an object or null`);
   const out: AuditActor = {};
-  for (const key of ['operator', 'keyId', 'bot'] as const) {
+  for (const key of ['operator', 'keyId', 'approvedBy', 'bot'] as const) {
     const value = actor[key];
     if (value === undefined || value === null) continue;
     if (typeof value !== 'string') throw new AuditEntryError(`${where}.actor.${key} must be a string`);
@@ -425,7 +429,7 @@ function recordShapeError(value: unknown, accountId: string): string | null {
   if (typeof value.what !== 'string') return 'what is not a string';
   if (value.why !== null && typeof value.why !== 'string') return 'why is neither a string nor null';
   const actor = value.actor;
-  if (actor !== null && !(isPlainObject(actor) && isStringOrAbsent(actor.operator) && isStringOrAbsent(actor.keyId) && isStringOrAbsent(actor.bot))) return 'invalid actor';
+  if (actor !== null && !(isPlainObject(actor) && isStringOrAbsent(actor.operator) && isStringOrAbsent(actor.keyId) && isStringOrAbsent(actor.approvedBy) && isStringOrAbsent(actor.bot))) return 'invalid actor';
   const valuation = value.valuation;
   if (valuation !== null && !(isPlainObject(valuation) && Object.values(valuation).every((v) => v === null || typeof v === 'string'))) return 'invalid valuation';
   if (!isPlainObject(value.data)) return 'data is not an object';

@@ -75,6 +75,7 @@ function formatActor(actor: AuditActor | null): string {
   const parts = [
     ...(actor.operator !== undefined ? [`operator ${actor.operator}`] : []),
     ...(actor.keyId !== undefined ? [`key ${actor.keyId}`] : []),
+    ...(actor.approvedBy !== undefined ? [`approved by ${actor.approvedBy}`] : []),
     ...(actor.bot !== undefined ? [`bot ${actor.bot}`] : []),
   ];
   return parts.length === 0 ? '-' : parts.join(', ');

@@ -105,7 +105,7 @@ describe('breaker audit show', () => {
   beforeEach(async () => {
     await append(dir, 'acct-1', [
       entry('e1', { kind: AuditKind.CircuitBreakerTriggered, what: 'breaker tripped', why: 'loss 5.50 % >= 5 %', valuation: { totalValue: '9450.00', lossPct: '5.50' } }),
-      entry('e2', { kind: AuditKind.OperatorAction, at: '2026-01-01T01:00:00.000Z', actor: { operator: 'alice', keyId: 'k1' }, what: 'reset', why: 'checked\u001b[2Jwith desk' }),
+      entry('e2', { kind: AuditKind.OperatorAction, at: '2026-01-01T01:00:00.000Z', actor: { operator: 'alice', keyId: 'k1', approvedBy: 'bob' }, what: 'reset', why: 'checked\u001b[2Jwith desk' }),
       entry('e3', { what: 'warning' }),
     ]);
   });
@@ -117,7 +117,7 @@ describe('breaker audit show', () => {
     expect(table[0]).toMatch(/^seq\s+at\s+kind\s+actor\s+what\s+why$/);
     expect(table).toHaveLength(4);
     expect(table[1]).toMatch(/^ {2}1 {2}2026-01-01T00:00:00\.000Z {2}CircuitBreakerTriggered\s+-\s+breaker tripped\s+loss 5\.50 % >= 5 %$/);
-    expect(table[2]).toContain('operator alice, key k1');
+    expect(table[2]).toContain('operator alice, key k1, approved by bob');
     expect(table[2]).toContain('checked\\u001b[2Jwith desk');
     expect(table[2]).not.toContain('\u001b');
   });

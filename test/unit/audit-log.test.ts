@@ -310,8 +310,10 @@ describe('latchOf', () => {
   it('reads what append wrote', async () => {
     await append(dir, 'acct-1', [
       entry('t1', { kind: AuditKind.CircuitBreakerTriggered, at: at(1), why: 'loss' }),
-      entry('o1', { kind: AuditKind.OperatorAction, at: at(55), actor: { operator: 'alice', keyId: 'k1' }, data: { nonce: 'n-1' } }),
+      entry('o1', { kind: AuditKind.OperatorAction, at: at(55), actor: { operator: 'alice', keyId: 'k1', approvedBy: 'bob', role: 'x' } as AuditEntry['actor'], data: { nonce: 'n-1' } }),
     ]);
-    expect(latchOf(await read(dir, 'acct-1'), now)).toEqual({ tripped: true, at: at(1), reason: 'loss', eventId: 't1', recentNonces: ['n-1'] });
+    const records = await read(dir, 'acct-1');
+    expect(records[1]?.actor).toEqual({ operator: 'alice', keyId: 'k1', approvedBy: 'bob' }); // unknown actor fields dropped
+    expect(latchOf(records, now)).toEqual({ tripped: true, at: at(1), reason: 'loss', eventId: 't1', recentNonces: ['n-1'] });
   });
 });
