@@ -111,7 +111,11 @@ export function loadTemporalConnection(env: Env = process.env, overrides: Tempor
   let profileName: string | undefined;
   let fileText: string | undefined;
   if (file) {
-    fileText = readFileSync(file.path, 'utf8');
+    try {
+      fileText = readFileSync(file.path, 'utf8');
+    } catch (err) {
+      throw new TemporalConfigError(`${file.source}: cannot read ${file.path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
     let profiles: string[];
     try {
       profiles = Object.keys(loadClientConfig({ configSource: { data: fileText } }).profiles);
@@ -137,10 +141,16 @@ export function loadTemporalConnection(env: Env = process.env, overrides: Tempor
     );
   }
 
-  const profile: ClientConfigProfile = loadClientConfigProfile({
-    ...(fileText !== undefined ? { configSource: { data: fileText }, profile: profileName } : { disableFile: true }),
-    overrideEnvVars: cleanEnv as Record<string, string>,
-  });
+  let profile: ClientConfigProfile;
+  try {
+    profile = loadClientConfigProfile({
+      ...(fileText !== undefined ? { configSource: { data: fileText }, profile: profileName } : { disableFile: true }),
+      overrideEnvVars: cleanEnv as Record<string, string>,
+    });
+  } catch (err) {
+    // e.g. "Cannot specify both client_cert_path and client_cert_data" (a file's path and a variable's data).
+    throw new TemporalConfigError(`Temporal configuration${file ? ` (variables and ${file.path})` : ''}: ${(err as Error).message}`);
+  }
   const where = (variable: string, key: string) =>
     cleanEnv[variable] !== undefined ? variable : `tls.${key} of profile "${profileName}" in ${file?.path}`;
   const tlsFiles = checkTlsMaterial(profile, where);
@@ -177,7 +187,7 @@ export function loadTemporalConnection(env: Env = process.env, overrides: Tempor
     tls,
     ...(file ? { configFile: file.path } : {}),
     ...(profileName ? { profile: profileName } : {}),
-    clientConnectOptions: { ...options } as ConnectionOptions,
+    clientConnectOptions: { ...options },
     nativeConnectOptions: { ...options },
     describe: () => description,
   };

@@ -231,9 +231,13 @@ describe('the profile file', () => {
     ['a TEMPORAL_PROFILE the file lacks', { TEMPORAL_PROFILE: 'staging' }, {}, 'TEMPORAL_PROFILE: no profile "staging" in <file> (it has: "default", "prod", "cloud", "broken")'],
     ['a --profile the file lacks', {}, { profile: 'staging' }, '--profile: no profile "staging"'],
     ['a profile whose certificate file is missing', { TEMPORAL_PROFILE: 'broken' }, {}, 'tls.client_cert_path of profile "broken" in <file>: cannot read /nonexistent/broken.pem (ENOENT)'],
+    ['a certificate both in the file (path) and in a variable (data)', { TEMPORAL_PROFILE: 'prod', TEMPORAL_TLS_CLIENT_CERT_DATA: 'x' }, {}, 'Temporal configuration (variables and <file>): Cannot specify both client_cert_path and client_cert_data'],
+    ['a TEMPORAL_CONFIG_FILE that is a directory', { TEMPORAL_CONFIG_FILE: os.tmpdir() }, {}, `TEMPORAL_CONFIG_FILE: cannot read ${os.tmpdir()} (EISDIR)`],
   ])('refuses %s, naming it', (_label, env, overrides, message) => {
     const file = profiles();
-    expect(() => loadTemporalConnection({ TEMPORAL_CONFIG_FILE: file, ...env }, overrides)).toThrow(message.replace('<file>', file));
+    const attempt = () => loadTemporalConnection({ TEMPORAL_CONFIG_FILE: file, ...env }, overrides);
+    expect(attempt).toThrow(TemporalConfigError);
+    expect(attempt).toThrow(message.replace('<file>', file));
   });
 
   it('refuses a profile when there is no profile file, and a file that is not TOML', () => {
