@@ -115,7 +115,9 @@ function parsePayloads(body: Buffer): Payload[] {
   } catch {
     throw new HttpError(400, 'body is not JSON');
   }
-  const payloads = (json as { payloads?: unknown } | null)?.payloads;
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new HttpError(400, 'body must be {"payloads": [...]}');
+  // Proto3 JSON leaves out an empty repeated field: the CLI sends `{}` for a query without arguments.
+  const payloads = (json as { payloads?: unknown }).payloads ?? [];
   if (!Array.isArray(payloads)) throw new HttpError(400, 'body must be {"payloads": [...]}');
   if (payloads.length > MAX_PAYLOADS) throw new HttpError(413, `more than ${MAX_PAYLOADS} payloads`);
   return payloads.map(payloadFromJson);

@@ -4,7 +4,9 @@
  * into plaintext for those who hold its token; a plaintext signal from a client without the key is recorded as
  * rejected by the guard, without failing a workflow task.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { Client, Connection, WorkflowUpdateFailedError } from '@temporalio/client';
 import { METADATA_ENCODING_KEY, defaultPayloadConverter } from '@temporalio/common';
 import type { Payload } from '@temporalio/common';
@@ -192,6 +194,28 @@ describe('a guard with encrypted history', () => {
       identity: 'codec-server-test',
     });
     await eventually(() => breaker.state(accountId), (s) => s.lastSeq[SPOT] === 3);
+  });
+});
+
+describe('the temporal CLI through the codec server', () => {
+  const run = promisify(execFile);
+  const temporalCli = async (...args: string[]) =>
+    (await run(process.env.TEST_TEMPORAL_CLI!, [...args, '--address', process.env.TEST_TEMPORAL_ADDRESS!, '--codec-endpoint', codecServer.url, '--codec-auth', `Bearer ${TOKEN}`], { timeout: 30_000 })).stdout;
+
+  it('signals a guard and reads its state, encrypted both ways', async () => {
+    const accountId = uniqueAccount('enccli');
+    await breaker.startGuard({ accountId, initialCapital: '10000', venues: [SPOT, PERP] });
+    await eventually(() => breaker.state(accountId), (s) => s.lastValuationAt !== null);
+    await temporalCli('workflow', 'signal', '--workflow-id', guardWorkflowId(accountId), '--name', 'balanceReport', '--input', JSON.stringify({ venue: SPOT, seq: 1, balances: { USDT: '6999' } }));
+    const state = await eventually(
+      async () => JSON.parse(await temporalCli('workflow', 'query', '--workflow-id', guardWorkflowId(accountId), '--type', 'state', '--output', 'json')),
+      (out) => out.queryResult?.[0]?.lastSeq?.[SPOT] === 1,
+    );
+    expect(state.queryResult[0]).toMatchObject({ accountId, state: 'Active', counters: { reportsRejected: 0 } });
+    // The signal went through the codec server's /encode: what the server stores is ciphertext.
+    const history = await plain.workflow.getHandle(guardWorkflowId(accountId)).fetchHistory();
+    const signal = (history.events ?? []).find((e) => e.workflowExecutionSignaledEventAttributes?.signalName === balanceReportSignal.name)!;
+    expect(text(signal.workflowExecutionSignaledEventAttributes!.input!.payloads![0]!.metadata![METADATA_ENCODING_KEY])).toBe('binary/encrypted');
   });
 });
 
