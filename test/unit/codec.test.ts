@@ -18,6 +18,7 @@ import {
   parseCodecKeys,
   payloadCodecsFromEnv,
 } from '../../src/codec/encryption';
+import { RunningCodecServer, payloadToJson, startCodecServer } from '../../src/codec/server';
 
 const key = () => randomBytes(32).toString('base64');
 const K1 = key();
@@ -199,5 +200,49 @@ describe('keys from the environment', () => {
 
   it('both the variable and the file set: refused', () => {
     expect(() => payloadCodecsFromEnv({ BREAKER_CODEC_KEYS: `k1:${K1}`, BREAKER_CODEC_KEYS_FILE: '/x' })).toThrow('set BREAKER_CODEC_KEYS or BREAKER_CODEC_KEYS_FILE, not both');
+  });
+});
+
+describe('codec server requests', () => {
+  let server: RunningCodecServer;
+  beforeAll(async () => {
+    server = await startCodecServer({ keys: parseCodecKeys(`k1:${K1}`, 'test'), port: 0, maxBodyBytes: 1024 });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  const post = (path: string, body: string) => fetch(`${server.url}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body });
+
+  it('listens on loopback by default', () => {
+    expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  });
+
+  it.each([
+    ['a body over the limit', '/decode', JSON.stringify({ payloads: [{ metadata: {}, data: 'A'.repeat(2048) }] }), 413],
+    ['not JSON', '/decode', '{', 400],
+    ['no object', '/decode', '[]', 400],
+    ['payloads not a list', '/decode', '{"payloads": 1}', 400],
+    ['data not base64', '/decode', '{"payloads": [{"metadata": {}, "data": "%%"}]}', 400],
+    ['metadata value not base64', '/encode', '{"payloads": [{"metadata": {"encoding": "json/plain"}}]}', 400],
+    ['an unknown path', '/decrypt', '{}', 404],
+  ])('refuses %s', async (_label, path, body, status) => {
+    const response = await post(path, body);
+    expect(response.status).toBe(status);
+    expect(await response.json()).toEqual({ error: expect.any(String) });
+  });
+
+  it('answers GET with 405, and an empty request with an empty list', async () => {
+    expect((await fetch(`${server.url}/decode`)).status).toBe(405);
+    const empty = await post('/decode', '{}');
+    expect(empty.status).toBe(200);
+    expect(await empty.json()).toEqual({ payloads: [] });
+  });
+
+  it('round-trips through /encode and /decode; returns what it cannot decrypt as it came', async () => {
+    const plain = payloadToJson(defaultPayloadConverter.toPayload(report));
+    const encoded = (await (await post('/encode', JSON.stringify({ payloads: [plain] }))).json()) as { payloads: unknown[] };
+    const foreign = payloadToJson((await codec(`k9:${K2}`).encode([defaultPayloadConverter.toPayload(report)]))[0]!);
+    const decoded = (await (await post('/decode', JSON.stringify({ payloads: [encoded.payloads[0], plain, foreign] }))).json()) as { payloads: unknown[] };
+    expect(decoded.payloads).toEqual([plain, plain, foreign]);
   });
 });
