@@ -78,7 +78,8 @@ export const operatorAuthSchema = strictObject(
   '{"nonce": "...", "expiresAt": "2026-01-01T00:00:00Z", "signature": "<base64>"}',
 );
 
-const botAuthSchema = strictObject(
+/** Schema of `auth` in a bot report: shape only. */
+export const botAuthSchema = strictObject(
   {
     bot: rule<string>((v) => (typeof v === 'string' && v.length >= 1 && v.length <= 64 ? undefined : `must be the bot's id in the trust anchor, got ${got(v)}`)),
     signature: rule<string>((v) => (typeof v === 'string' && v.length <= 200 ? undefined : `must be a base64 Ed25519 signature, got ${got(v)}`)),
@@ -126,11 +127,16 @@ export function authenticateOperator(input: {
   }
   const expires = Date.parse(auth.expiresAt);
   const now = Date.parse(at);
+  // NaN passes both comparisons below, and pruneNonces drops a NaN-dated nonce at once: a signed request whose
+  // expiresAt does not parse would be valid, and replayable, forever. Callers validate the shape first; this fails closed.
+  if (Number.isNaN(expires)) return fail(`expiresAt ${JSON.stringify(clip(String(auth.expiresAt)))} is not an instant (ISO 8601); sign it again`);
+  if (Number.isNaN(now)) return fail(`the guard's clock ${JSON.stringify(clip(String(at)))} is not an instant`);
   if (expires <= now) return fail(`the request expired at ${auth.expiresAt} (${Math.round((now - expires) / 1000)} s ago); sign it again`);
   if (expires - now > MAX_SIGNED_VALIDITY_SECONDS * 1000) {
     return fail(`expiresAt ${auth.expiresAt} is more than ${MAX_SIGNED_VALIDITY_SECONDS} s ahead of the guard's clock (${at}); sign with a shorter validity`);
   }
-  if (input.usedNonces[auth.nonce] !== undefined) return fail(`nonce ${auth.nonce} was already used: a replayed request`);
+  // Own keys only: a nonce such as "__defineGetter__" (16 allowed characters) is an inherited member of every object.
+  if (Object.prototype.hasOwnProperty.call(input.usedNonces, auth.nonce)) return fail(`nonce ${auth.nonce} was already used: a replayed request`);
   if (Object.keys(input.usedNonces).length >= MAX_REMEMBERED_NONCES) return fail(`too many signed requests in ${MAX_SIGNED_VALIDITY_SECONDS} s; try again later`);
   const message = operatorActionMessage({ accountId, action, args: input.args, operator, reason: input.reason, nonce: auth.nonce, expiresAt: auth.expiresAt });
   if (!verifyEd25519(listed.publicKey, auth.signature, message)) {
