@@ -8,6 +8,7 @@
 import type { Logger, PayloadCodec } from '@temporalio/common';
 import { DefaultLogger, NativeConnection, Worker, WorkerOptions, bundleWorkflowCode } from '@temporalio/worker';
 import { createActivities } from './activities';
+import type { TrustAnchor } from './trust/anchor';
 import { TASK_QUEUE } from './api/contract';
 import type { VenueClient } from './exchanges/ccxt-factory';
 
@@ -30,6 +31,13 @@ export interface GuardWorkerOptions {
    * @default none: payloads reach the server as the converter wrote them
    */
   payloadCodecs?: PayloadCodec[];
+  /**
+   * The trust anchor (src/trust/anchor.ts, BREAKER_TRUST_FILE): who may act on each account's guard. A worker
+   * without one runs guards that protect but refuse every operator action, and alert.
+   */
+  trust?: TrustAnchor;
+  /** The audit log's directory (BREAKER_AUDIT_DIR): risk events and operator actions, and the memory of unreset trips. */
+  auditDir?: string;
 }
 
 export function workflowsPath(): string {
@@ -75,7 +83,7 @@ export async function createGuardWorker(options: GuardWorkerOptions): Promise<Wo
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: workflowsPath() }),
     // The same converter as in the bundle: activity inputs and results, and the workflow code when bundled here.
     dataConverter: { payloadConverterPath: payloadConverterPath(), payloadCodecs: options.payloadCodecs ?? [] },
-    activities: createActivities({ venues: options.venues, alertWebhookUrl: options.alertWebhookUrl }),
+    activities: createActivities({ venues: options.venues, alertWebhookUrl: options.alertWebhookUrl, trust: options.trust, auditDir: options.auditDir }),
     // When a worker dies, its guards' workflow tasks wait this long on its sticky queue before another worker takes
     // them; the default 10 s would add to every recovery.
     stickyQueueScheduleToStartTimeout: '3 seconds',

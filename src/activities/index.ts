@@ -22,6 +22,10 @@ import { watchAccount } from './watcher';
 /** What the guard reads from a venue itself: the same shape a bot reports, minus `seq` (defined with the decider). */
 export type { VenueReading } from '../domain/guard';
 import type { VenueReading } from '../domain/guard';
+import type { AuditEntry } from '../domain/audit';
+import type { TrustAnchor } from '../trust/anchor';
+import { AuditEntryError, AuditLogError, append as appendAuditEntries } from '../audit/log';
+import { TrustLoad, loadTrustFor } from '../trust/load';
 
 /** The outcome of one cancel-and-verify pass over a venue. */
 export interface CancelPass {
@@ -44,6 +48,29 @@ export interface ActivityDeps {
   venues: ReadonlyMap<string, VenueClient>;
   /** Where alerts are POSTed as JSON (Slack/PagerDuty/Opsgenie webhook); alerts are always logged too. */
   alertWebhookUrl?: string;
+  /**
+   * The worker's trust anchor (BREAKER_TRUST_FILE): who may act on each account. Without it, guards cannot load
+   * their trust view: they alert, keep protecting, and refuse every operator action.
+   */
+  trust?: TrustAnchor;
+  /** The audit log's directory (BREAKER_AUDIT_DIR), outside Temporal; without it, audit writes fail and guards alert. */
+  auditDir?: string;
+}
+
+/**
+ * The account of the calling guard, from the workflow id the server reports (`guard-<accountId>`), never from an
+ * argument a client could choose; `claimed` (the guard's config) must agree.
+ */
+function callingAccount(claimed: string): string {
+  const workflowId = Context.current().info.workflowExecution?.workflowId ?? '';
+  if (workflowId !== guardWorkflowId(claimed)) {
+    throw ApplicationFailure.create({
+      type: 'AccountMismatch',
+      message: `workflow id ${JSON.stringify(workflowId)} is not the guard of account ${JSON.stringify(claimed)} (${guardWorkflowId(claimed)}): refused`,
+      nonRetryable: true,
+    });
+  }
+  return claimed;
 }
 
 /** How often a long activity heartbeats, whatever it is waiting for (the workflow's heartbeat timeout is 2 s). */
@@ -209,6 +236,39 @@ export function createActivities(deps: ActivityDeps) {
      * Checks, when a guard starts, that every venue it names is configured on this worker and bound to its account.
      * @returns one line per venue that is not, empty when all are
      */
+    /**
+     * The calling guard's view of the trust anchor (public keys and roles), and what the audit log remembers: an
+     * unreset trip and the nonces of recent operator actions.
+     */
+    async loadTrust(accountId: string): Promise<TrustLoad> {
+      const account = callingAccount(accountId);
+      if (!deps.trust) throw ApplicationFailure.create({ type: 'TrustAnchorMissing', message: 'this worker has no trust anchor (BREAKER_TRUST_FILE)', nonRetryable: true });
+      if (!deps.auditDir) throw ApplicationFailure.create({ type: 'AuditLogMissing', message: 'this worker has no audit log (BREAKER_AUDIT_DIR)', nonRetryable: true });
+      try {
+        return await loadTrustFor(deps.trust, deps.auditDir, account);
+      } catch (err) {
+        // A damaged log (edited, cut off): the guard cannot know whether a trip was removed, and says so.
+        if (err instanceof AuditLogError) throw ApplicationFailure.create({ type: 'AuditLogDamaged', message: err.message, nonRetryable: true });
+        throw err;
+      }
+    },
+
+    /** Appends the calling guard's audit entries to its account's log (idempotent by eventId). */
+    async appendAudit(accountId: string, entries: AuditEntry[]): Promise<{ written: number }> {
+      const account = callingAccount(accountId);
+      if (!deps.auditDir) throw ApplicationFailure.create({ type: 'AuditLogMissing', message: 'this worker has no audit log (BREAKER_AUDIT_DIR)', nonRetryable: true });
+      try {
+        const result = await appendAuditEntries(deps.auditDir, account, entries);
+        return { written: result.written.length };
+      } catch (err) {
+        // An entry that can never be written is not retried for ever: the guard keeps it and shows the error.
+        if (err instanceof AuditEntryError) throw ApplicationFailure.create({ type: 'AuditEntryRefused', message: err.message, nonRetryable: true });
+        // A damaged log is left as found (the evidence) until an operator runs `breaker audit verify`.
+        if (err instanceof AuditLogError) throw ApplicationFailure.create({ type: 'AuditLogDamaged', message: err.message, nonRetryable: true });
+        throw err;
+      }
+    },
+
     async checkVenueBindings(venues: string[]): Promise<string[]> {
       const workflowId = Context.current().info.workflowExecution?.workflowId ?? '';
       return venues.map((venue) => bindingProblem(deps, venue, workflowId)).filter((p): p is string => p !== undefined);

@@ -9,7 +9,7 @@ import type { WatcherObservation } from '../domain/watcher';
 import type { AccountConfig, AccountConfigInput, BlindPolicy } from '../domain/config';
 import type { BreakerState, BreakerStateName, TripCause } from '../domain/breaker';
 import type { Alert, GuardCounters, GuardEvent, GuardState, ReportOutcome, VenueShutdownProgress } from '../domain/guard';
-import type { OperatorRequest, ResyncRequest } from '../domain/operator';
+import type { ApproveRequest, OperatorRequest, ResyncRequest } from '../domain/operator';
 import type { BalanceReport } from '../domain/report';
 import type { DecimalString } from '../domain/money';
 import type { GuardStateView } from '../domain/view';
@@ -27,6 +27,7 @@ export type {
   GuardEvent,
   GuardState,
   GuardStateView,
+  ApproveRequest,
   OperatorRequest,
   ResyncRequest,
   TripCause,
@@ -79,6 +80,11 @@ export const reportBalancesUpdate = defineUpdate<ReportAnswer, [BalanceReport]>(
  * from a watcher the guard has since replaced is ignored.
  */
 export const watcherObservationSignal = defineSignal<[WatcherObservation]>('watcherObservation');
+/*
+ * Operator actions. A guard whose worker has a trust anchor (every guard started on this version) accepts them only
+ * signed (`auth`, see OperatorRequest) by an operator the anchor lists for the account, with that action among their
+ * permissions; anything else is refused with an `Unauthorised` failure, recorded (OperatorActionRefused) and alerted.
+ */
 /** Leave Triggered (the only way out). */
 export const resetUpdate = defineUpdate<GuardStateView, [OperatorRequest]>('reset');
 /** Switch the breaker off (not allowed while Triggered). */
@@ -92,6 +98,11 @@ export const haltUpdate = defineUpdate<GuardStateView, [OperatorRequest]>('halt'
  * restarted its sequence, or after a report with a runaway `seq`.
  */
 export const resyncSeqUpdate = defineUpdate<GuardStateView, [ResyncRequest]>('resyncSeq');
+/**
+ * A second operator approves a pending reset or disable (accounts whose anchor requires it): `requestId` is the id
+ * `pendingApprovals` in state lists; the approver must be a different operator allowed the same action.
+ */
+export const approveUpdate = defineUpdate<GuardStateView, [ApproveRequest]>('approve');
 /** The current state; always answers. */
 export const stateQuery = defineQuery<GuardStateView>('state');
 /** The guard's whole state as carried across continue-as-new (config, per-venue seq and holdings, events); for diagnostics. */

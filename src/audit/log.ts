@@ -583,6 +583,19 @@ export async function read(dir: string, accountId: string): Promise<AuditRecord[
 }
 
 /**
+ * Like {@link read}, but an account that has never had a record (no log and no head file) has none: `[]`. A log
+ * that is gone while its head file remains is still an error (its records were removed).
+ */
+export async function readIfAny(dir: string, accountId: string): Promise<AuditRecord[]> {
+  try {
+    return await read(dir, accountId);
+  } catch (err) {
+    if (err instanceof AuditLogError && err.problem?.kind === 'missing') return [];
+    throw err;
+  }
+}
+
+/**
  * Checks one account's log, or every account's in `dir` (those with a log or a head file, sorted by id): recomputes
  * every record's hash, every `prevHash` link and the seq sequence, then compares the end of the log with the head
  * file. Reports the first problem per account. Takes no lock: an append in progress shows at most as a warning.

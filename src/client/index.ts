@@ -34,8 +34,11 @@ import {
   reportBalancesUpdate,
   resetUpdate,
   stateQuery,
+  approveUpdate,
 } from '../api/contract';
 import { AccountConfig, parseAccountConfig } from '../domain/config';
+import type { ApproveRequest } from '../domain/operator';
+import { signBotReport, signOperatorRequest } from '../trust/sign-request';
 import type { accountGuard } from '../workflows/account-guard';
 
 /** Starting a guard for an account whose guard already runs with another config. */
@@ -84,11 +87,43 @@ export function isUpdateAbortedByTaskFailure(err: unknown): boolean {
   return isGrpcServiceError(cause) && cause.code === 9 && /unexpected workflow task failure/.test(cause.details ?? cause.message);
 }
 
+/** A key this client signs with: an operator's (or a bot's) id in the trust anchor and its secret key. */
+export interface SigningKey {
+  id: string;
+  secretKey: string;
+}
+
+export interface BreakerClientOptions {
+  /**
+   * Operator keys this client holds: an operator request (reset, disable, ...) is signed with the key whose id is the
+   * request's `operator`. A request that already carries `auth`, or names an operator with no key here, is sent as
+   * it is (and a guard with a trust anchor refuses it unsigned).
+   */
+  operatorKeys?: SigningKey[];
+  /** A bot key: reports are signed with it (for accounts whose anchor lists bot keys). */
+  botKey?: SigningKey;
+}
+
 export class BreakerClient {
   constructor(
     readonly client: Client,
     readonly taskQueue: string = TASK_QUEUE,
+    private readonly options: BreakerClientOptions = {},
   ) {}
+
+  /** The request, signed for this account and action when this client holds the key of the operator it names. */
+  private signed<R extends OperatorRequest>(accountId: string, action: string, request: R): R {
+    if (request.auth) return request;
+    const key = this.options.operatorKeys?.find((k) => k.id === request.operator.trim());
+    if (!key) return request;
+    const { operator, reason, ...args } = request;
+    return signOperatorRequest({ accountId, action, operator, reason, args, secretKey: key.secretKey }) as unknown as R;
+  }
+
+  private signedReport(accountId: string, report: BalanceReport): BalanceReport {
+    const bot = this.options.botKey;
+    return bot && !report.auth ? signBotReport(accountId, report, bot.id, bot.secretKey) : report;
+  }
 
   handle(accountId: string): WorkflowHandle<typeof accountGuard> {
     return this.client.workflow.getHandle(guardWorkflowId(accountId));
@@ -138,12 +173,12 @@ export class BreakerClient {
 
   /** Sends a report and waits for the resulting state (rejects with the validation error for a bad payload). */
   report(accountId: string, report: BalanceReport): Promise<ReportAnswer> {
-    return this.update(accountId, reportBalancesUpdate, report);
+    return this.update(accountId, reportBalancesUpdate, this.signedReport(accountId, report));
   }
 
   /** Fire-and-forget report. */
   signalReport(accountId: string, report: BalanceReport): Promise<void> {
-    return this.handle(accountId).signal(balanceReportSignal, report);
+    return this.handle(accountId).signal(balanceReportSignal, this.signedReport(accountId, report));
   }
 
   state(accountId: string): Promise<GuardStateView> {
@@ -155,24 +190,29 @@ export class BreakerClient {
   }
 
   reset(accountId: string, request: OperatorRequest): Promise<GuardStateView> {
-    return this.update(accountId, resetUpdate, request);
+    return this.update(accountId, resetUpdate, this.signed(accountId, 'reset', request));
   }
 
   disable(accountId: string, request: OperatorRequest): Promise<GuardStateView> {
-    return this.update(accountId, disableUpdate, request);
+    return this.update(accountId, disableUpdate, this.signed(accountId, 'disable', request));
   }
 
   enable(accountId: string, request: OperatorRequest): Promise<GuardStateView> {
-    return this.update(accountId, enableUpdate, request);
+    return this.update(accountId, enableUpdate, this.signed(accountId, 'enable', request));
   }
 
   /** Trips the breaker now (the manual kill switch). */
   halt(accountId: string, request: OperatorRequest): Promise<GuardStateView> {
-    return this.update(accountId, haltUpdate, request);
+    return this.update(accountId, haltUpdate, this.signed(accountId, 'halt', request));
   }
 
   /** Sets a venue's last accepted `seq` (null: accept the next report whatever its `seq`). */
   resyncSeq(accountId: string, request: ResyncRequest): Promise<GuardStateView> {
-    return this.update(accountId, resyncSeqUpdate, request);
+    return this.update(accountId, resyncSeqUpdate, this.signed(accountId, 'resyncSeq', request));
+  }
+
+  /** Approves another operator's pending reset or disable (`requestId` from state's `pendingApprovals`). */
+  approve(accountId: string, request: ApproveRequest): Promise<GuardStateView> {
+    return this.update(accountId, approveUpdate, this.signed(accountId, 'approve', request));
   }
 }

@@ -27,8 +27,15 @@ export interface AuditEntry {
   actor: { operator?: string; keyId?: string; approvedBy?: string; bot?: string } | null;
   what: string;
   why: string | null;
-  valuation: { totalValue: DecimalString | null; lossPct: DecimalString | null } | null;
+  /** The valuation behind it; a figure unknown at the time is left out. */
+  valuation: { totalValue?: DecimalString; lossPct?: DecimalString } | null;
   data: Record<string, string | number | boolean | null>;
+}
+
+/** A valuation for an entry: the figures known, or null when neither is. */
+export function auditValuation(totalValue: DecimalString | null | undefined, lossPct: DecimalString | null | undefined): AuditEntry['valuation'] {
+  if (totalValue == null && lossPct == null) return null;
+  return { ...(totalValue != null ? { totalValue } : {}), ...(lossPct != null ? { lossPct } : {}) };
 }
 
 /** The audit entry an event becomes, without its id; undefined for events the audit log does not keep. */
@@ -41,7 +48,7 @@ export function auditEntryOf(event: GuardEvent, valuation: AuditEntry['valuation
         actor: event.operator !== undefined ? { operator: event.operator } : null,
         what: `tripped (${event.cause})`,
         why: event.reason,
-        valuation: { totalValue: event.totalValue, lossPct: event.lossPct },
+        valuation: auditValuation(event.totalValue, event.lossPct),
         data: { cause: event.cause },
       };
     case 'CircuitBreakerReset':
@@ -51,9 +58,9 @@ export function auditEntryOf(event: GuardEvent, valuation: AuditEntry['valuation
     case 'BreakerEnabled':
       return { kind: 'BreakerEnabled', at: event.at, actor: { operator: event.operator }, what: 'enabled', why: event.reason, valuation, data: {} };
     case 'WarningTriggered':
-      return { kind: 'Warning', at: event.at, actor: null, what: `warning (${event.cause})`, why: event.reason, valuation: { totalValue: event.totalValue, lossPct: event.lossPct }, data: { cause: event.cause } };
+      return { kind: 'Warning', at: event.at, actor: null, what: `warning (${event.cause})`, why: event.reason, valuation: auditValuation(event.totalValue, event.lossPct), data: { cause: event.cause } };
     case 'WarningCleared':
-      return { kind: 'Warning', at: event.at, actor: null, what: 'warning cleared', why: null, valuation: { totalValue: event.totalValue, lossPct: event.lossPct }, data: {} };
+      return { kind: 'Warning', at: event.at, actor: null, what: 'warning cleared', why: null, valuation: auditValuation(event.totalValue, event.lossPct), data: {} };
     case 'SystemShutdown':
       return { kind: 'SystemShutdown', at: event.at, actor: null, what: 'every venue confirmed flat', why: null, valuation, data: {} };
     case 'OperatorActionAccepted':

@@ -16,7 +16,7 @@ import { BreakerInput, BreakerState, RiskEvent, RiskLevel, Transition, assertNev
 import { MAX_ERROR_CHARS, MAX_PENDING_ALERTS, MAX_RECENT_EVENTS, MAX_RECENT_EVENTS_BYTES, clip } from './limits';
 import { Decimal, DecimalString, toDecimalString } from './money';
 import { ApproveRequest, OperatorRequest, actionArgs, parseApproveRequest, parseOperatorRequest, parseResyncRequest } from './operator';
-import { AuditEntry, auditEntryOf } from './audit';
+import { AuditEntry, auditEntryOf, auditValuation } from './audit';
 import { canonicalJson } from './signing';
 import {
   MAX_SIGNED_VALIDITY_SECONDS,
@@ -43,10 +43,11 @@ export const ALERT_RETRY_SECONDS = 60;
 /** A watcher that failed is started again after this many seconds per failure in a row, up to a minute. */
 export const WATCHER_RESTART_SECONDS = 5;
 /**
- * The guard reads its trust view (and the audit log's memory of an unreset trip) again this often: a key revoked in
- * the anchor stops working, and a run whose history was reset to before a trip trips again, within this time.
+ * The guard reads its trust view (and the audit log's memory of an unreset trip) again this often: a run whose
+ * history was reset to before a trip trips again within this time. (A key revoked in the anchor stops working at
+ * once: every operator request reads the anchor first.) Each read costs about 6 history events: 72 an hour.
  */
-export const TRUST_REFRESH_SECONDS = 60;
+export const TRUST_REFRESH_SECONDS = 300;
 /** Audit entries whose write failed are sent again this often. */
 export const AUDIT_RETRY_SECONDS = 30;
 /** At most this many audit entries wait to be written; beyond, the oldest are dropped and counted. */
@@ -311,7 +312,8 @@ export type OperatorAction = OperatorActionName | 'approve';
 export type GuardMessage =
   /** The run began; `continued` when it carries state from continue-as-new. */
   | { type: 'Started'; at: string; continued: boolean; features?: GuardFeatures; chainId?: string }
-  | { type: 'ReportReceived'; at: string; report: unknown }
+  /** `validating`: the update's validator asks; a missing or wrong signature then passes, so that the handler counts and records it. */
+  | { type: 'ReportReceived'; at: string; report: unknown; validating?: boolean }
   /** A report whose payload could not be decoded (unknown encoding, invalid JSON such as `NaN`). */
   | { type: 'ReportUndecodable'; at: string; error: string }
   | { type: 'VenueRead'; at: string; venue: string; ticket: number; reading: VenueReading }
@@ -432,7 +434,7 @@ function queueAudit(w: Work, events: readonly GuardEvent[]): void {
   const audit = w.state.audit;
   if (!audit || w.state.features?.trust !== true) return;
   const v = w.state.lastValuation;
-  const valuation = v ? { totalValue: v.totalValue, lossPct: v.lossPct } : null;
+  const valuation = auditValuation(v?.totalValue, v?.lossPct);
   let nextId = audit.nextId;
   const added: AuditEntry[] = [];
   for (const event of events) {
@@ -749,7 +751,7 @@ function onPassRefused(w: Work, m: Extract<GuardMessage, { type: 'PassRefused' }
 // ---------------------------------------------------------------------------------------------------------------
 // Messages
 
-function onReport(w: Work, raw: unknown): GuardReply {
+function onReport(w: Work, raw: unknown, validating = false): GuardReply {
   const parsed = parseBalanceReport(raw, w.state.config.venues);
   if (!parsed.ok) return rejectReport(w, parsed.error);
   const report = parsed.value;
@@ -757,6 +759,7 @@ function onReport(w: Work, raw: unknown): GuardReply {
     // Checked before seq: a forged report must not move the sequence (a huge seq would make the real bot's stale).
     const signed = authenticateReport(w.state.trust?.view, w.state.config.accountId, raw as Record<string, unknown>, report.venue);
     if (!signed.ok) {
+      if (validating) return {};
       w.state = { ...w.state, counters: { ...w.state.counters, reportsUnauthenticated: (w.state.counters.reportsUnauthenticated ?? 0) + 1 } };
       return rejectReport(w, signed.error, 'UnauthenticatedReport');
     }
@@ -1100,8 +1103,10 @@ function onAuditWritten(w: Work, ids: readonly string[]): void {
   const audit = w.state.audit;
   if (!audit) return;
   const written = new Set(ids);
-  const { failedSince: _since, lastError: _error, ...rest } = audit;
-  w.state = { ...w.state, audit: { ...rest, inFlight: false, pending: audit.pending.filter((e) => !written.has(e.eventId)) } };
+  const rest: AuditState = { ...audit, inFlight: false, pending: audit.pending.filter((e) => !written.has(e.eventId)) };
+  delete rest.failedSince;
+  delete rest.lastError;
+  w.state = { ...w.state, audit: rest };
   flushAudit(w);
 }
 
@@ -1300,7 +1305,7 @@ export function decide(state: GuardState, message: GuardMessage): Decision {
       onStarted(w, message.continued, message.features, message.chainId);
       break;
     case 'ReportReceived':
-      reply = onReport(w, message.report);
+      reply = onReport(w, message.report, message.validating);
       break;
     case 'ReportUndecodable':
       reply = rejectReport(w, `report: the payload could not be decoded (${message.error}); send JSON (encoding json/plain) with amounts as decimal strings`);

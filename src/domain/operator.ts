@@ -92,6 +92,9 @@ export function parseApproveRequest(raw: unknown): Parsed<ApproveRequest> {
 
 /** The fields of a request an operator signs besides operator, reason and auth: the action's own arguments. */
 export function actionArgs(request: OperatorRequest & Record<string, unknown>): Record<string, unknown> {
-  const { operator: _operator, reason: _reason, auth: _auth, ...args } = request;
+  const args: Record<string, unknown> = { ...request };
+  delete args.operator;
+  delete args.reason;
+  delete args.auth;
   return args;
 }

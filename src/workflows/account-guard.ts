@@ -32,6 +32,7 @@ import {
   GuardInput,
   GuardStateView,
   ReportAnswer,
+  approveUpdate,
   balanceReportSignal,
   disableUpdate,
   enableUpdate,
@@ -87,6 +88,18 @@ const { watchAccount } = proxyActivities<GuardActivities>({
   retry: { initialInterval: '500 milliseconds', maximumInterval: '5 seconds', maximumAttempts: 3 },
 });
 
+const { loadTrust } = proxyActivities<GuardActivities>({
+  startToCloseTimeout: '10 seconds',
+  // Bounded: a failure comes back to the decider, which alerts and tries again later. Operators wait for it.
+  retry: { initialInterval: '500 milliseconds', maximumInterval: '2 seconds', maximumAttempts: 3 },
+});
+
+const { appendAudit } = proxyActivities<GuardActivities>({
+  startToCloseTimeout: '30 seconds',
+  // Bounded: entries that cannot be written stay in the guard's state and are sent again (AUDIT_RETRY_SECONDS).
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
+});
+
 const { sendAlert } = proxyActivities<GuardActivities>({
   startToCloseTimeout: '15 seconds',
   // Bounded: an alert that cannot be delivered comes back as AlertFailed; the decider keeps it and retries later.
@@ -137,8 +150,37 @@ export async function accountGuard(input: GuardInput): Promise<void> {
   /** The scope of the current watcher: cancelled when a new generation replaces it, and before continue-as-new. */
   let watcherScope: CancellationScope | undefined;
 
+  /**
+   * The trust anchor, signed actions and the audit log: asked first, before any handler exists, because until `Started`
+   * the decider cannot know whether a request needs a signature, and handlers wait for it (patched: older histories
+   * replay as they ran, with handlers that did not wait).
+   */
+  const trusted = patched('trust-anchor');
   /** What this run does that older runs did not (patched, so that their histories replay). Asked once per run. */
-  const features = (): GuardFeatures => ({ watcher: patched('streamed-watcher'), coarseSearchAttributes: patched('coarse-search-attributes') });
+  const features = (): GuardFeatures => ({
+    watcher: patched('streamed-watcher'),
+    coarseSearchAttributes: patched('coarse-search-attributes'),
+    ...(trusted ? { trust: true } : {}),
+  });
+  /** Resolves once `Started` has been decided: messages that need the trust rules wait for it (trusted runs only). */
+  const startedYet = () => condition(() => state.features !== undefined);
+  /**
+   * Resolves once the run knows whether reports must be signed: Started decided, and the trust view loaded (or its
+   * first load failed, and reports are then refused until it loads). A report sent in a guard's first moments waits
+   * here instead of being refused.
+   */
+  const trustSettled = () =>
+    condition(() => state.features !== undefined && (state.features.trust !== true || state.trust?.view !== undefined || (state.trust?.failures ?? 0) > 0));
+  /** Reads the trust anchor again and lets the decider take it in (before an operator's request is checked). */
+  async function refreshTrust(): Promise<void> {
+    await startedYet();
+    if (!state.trust) return;
+    await settle(
+      loadTrust(state.config.accountId),
+      (result) => ({ type: 'TrustLoaded', at: now(), result }),
+      (f) => ({ type: 'TrustLoadFailed', at: now(), error: `${f.type}: ${f.message}` }),
+    );
+  }
 
   function dispatch(message: GuardMessage): GuardReply | undefined {
     const decision = decide(state, message);
@@ -209,6 +251,20 @@ export async function accountGuard(input: GuardInput): Promise<void> {
             (f) => ({ type: 'WatcherEnded', at: now(), generation, error: `${f.type}: ${f.message}` }),
           );
         }
+        case 'LoadTrust':
+          return settle(
+            loadTrust(command.accountId),
+            (result) => ({ type: 'TrustLoaded', at: now(), result }),
+            (f) => ({ type: 'TrustLoadFailed', at: now(), error: `${f.type}: ${f.message}` }),
+          );
+        case 'WriteAudit': {
+          const ids = command.entries.map((e) => e.eventId);
+          return settle(
+            appendAudit(command.accountId, command.entries),
+            () => ({ type: 'AuditWritten', at: now(), ids }),
+            (f) => ({ type: 'AuditWriteFailed', at: now(), error: `${f.type}: ${f.message}` }),
+          );
+        }
         case 'StartTimer':
           await sleep(Math.max(1, Math.round(command.seconds * 1000)));
           dispatch({ type: 'TimerFired', at: now(), timer: command.timer });
@@ -229,7 +285,8 @@ export async function accountGuard(input: GuardInput): Promise<void> {
   // update buffered since the continue-as-new runs as soon as its handler exists, and if it tripped the breaker
   // first, the restart would issue that new trip's passes and alert a second time.
   const startedFirst = start.continued && patched('started-before-handlers');
-  if (startedFirst) dispatch({ type: 'Started', at: now(), continued: true, features: features() });
+  const chainId = workflowInfo().firstExecutionRunId;
+  if (startedFirst) dispatch({ type: 'Started', at: now(), continued: true, features: features(), ...(trusted ? { chainId } : {}) });
 
   // Handlers next, so that no message delivered with the first workflow task is missed.
   setHandler(stateQuery, () => viewOf(state));
@@ -238,7 +295,10 @@ export async function accountGuard(input: GuardInput): Promise<void> {
 
   // Signals cannot be refused (they have no validator): an invalid or undecodable one is dropped and recorded.
   setHandler(balanceReportSignal, (raw: unknown) => {
-    dispatch(isUndecodable(raw) ? { type: 'ReportUndecodable', at: now(), error: raw.error } : { type: 'ReportReceived', at: now(), report: raw });
+    const receive = () => dispatch(isUndecodable(raw) ? { type: 'ReportUndecodable', at: now(), error: raw.error } : { type: 'ReportReceived', at: now(), report: raw });
+    // A report that arrives before Started waits for it: until then nobody knows whether it must be signed.
+    if (trusted) return trustSettled().then(() => void receive());
+    receive();
   });
 
   // The watcher's observations: validated by the decider like any input (any client can send this signal).
@@ -252,6 +312,7 @@ export async function accountGuard(input: GuardInput): Promise<void> {
     reportBalancesUpdate,
     (raw: unknown): Promise<ReportAnswer> =>
       CancellationScope.nonCancellable(async () => {
+        if (trusted) await trustSettled();
         const reply = dispatch({ type: 'ReportReceived', at: now(), report: raw });
         refuse(reply);
         const waitFor = Object.entries(reply?.waitFor ?? {});
@@ -262,7 +323,7 @@ export async function accountGuard(input: GuardInput): Promise<void> {
     {
       validator: (raw: unknown) => {
         if (isUndecodable(raw)) throw ApplicationFailure.nonRetryable(`report: the payload could not be decoded (${raw.error})`, 'InvalidReport');
-        refuse(decide(state, { type: 'ReportReceived', at: now(), report: raw }).reply);
+        refuse(decide(state, { type: 'ReportReceived', at: now(), report: raw, validating: true }).reply);
       },
     },
   );
@@ -273,19 +334,29 @@ export async function accountGuard(input: GuardInput): Promise<void> {
     [enableUpdate, 'enable'],
     [haltUpdate, 'halt'],
     [resyncSeqUpdate, 'resyncSeq'],
+    [approveUpdate, 'approve'],
   ] as const;
   for (const [definition, action] of operatorUpdates) {
-    const message = (request: unknown): GuardMessage => ({ type: 'OperatorRequested', at: now(), action: action as OperatorAction, request });
+    const message = (request: unknown, validating = false): GuardMessage => ({
+      type: 'OperatorRequested',
+      at: now(),
+      action: action as OperatorAction,
+      request,
+      ...(validating ? { validating } : {}),
+    });
+    const carryOut = (request: unknown): GuardStateView => {
+      refuse(dispatch(message(request)));
+      return viewOf(state);
+    };
     setHandler(
       definition,
-      (request: unknown): GuardStateView => {
-        refuse(dispatch(message(request)));
-        return viewOf(state);
-      },
+      // A trusted run checks the request against the anchor as it is now: read again first, so that a key just
+      // revoked no longer works. (Older runs answered at once, and replay so.)
+      trusted ? (request: unknown) => CancellationScope.nonCancellable(() => refreshTrust().then(() => carryOut(request))) : carryOut,
       {
         validator: (request: unknown) => {
           if (isUndecodable(request)) throw ApplicationFailure.nonRetryable(`${action}: the payload could not be decoded (${request.error})`, 'InvalidOperatorRequest');
-          refuse(decide(state, message(request)).reply);
+          refuse(decide(state, message(request, true)).reply);
         },
       },
     );
@@ -302,7 +373,7 @@ export async function accountGuard(input: GuardInput): Promise<void> {
     if (problems.length > 0) throw ApplicationFailure.nonRetryable(`config.venues: ${clip(problems.join('; '), 400)}`, 'VenueNotBound');
   }
 
-  if (!startedFirst) dispatch({ type: 'Started', at: now(), continued: start.continued, features: features() });
+  if (!startedFirst) dispatch({ type: 'Started', at: now(), continued: start.continued, features: features(), ...(trusted ? { chainId } : {}) });
 
   await CancellationScope.nonCancellable(async () => {
     await condition(() => workflowInfo().continueAsNewSuggested && allHandlersFinished());

@@ -12,6 +12,9 @@
  *   await h.stop();
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { Client, Connection, WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -24,6 +27,11 @@ import { VenueFailureType } from '../../src/api/failures';
 import { BreakerClient } from '../../src/client';
 import { payloadConverterPath } from '../../src/worker-factory';
 import { pollUntil } from '../../tooling/poll';
+import { RehearsalKey, rehearsalKey, rehearsalTrustAnchor } from '../../tooling/rehearsal-trust';
+import type { AuditEntry } from '../../src/domain/audit';
+import type { TrustView } from '../../src/domain/trust';
+import { append as appendAudit } from '../../src/audit/log';
+import { TrustLoad, loadTrustFor } from '../../src/trust/load';
 
 /** The activities a venue stub answers. */
 export type VenueActivity = 'readVenue' | 'cancelAllOpenOrders' | 'closePositions';
@@ -273,8 +281,60 @@ export class WatcherStub {
   }
 }
 
+/**
+ * The trust anchor and the audit log, for real: a rehearsal anchor (every account listed, with the operators alice,
+ * bob and carol, each allowed every action) and the real audit store in a temporary directory, so that what a guard
+ * records and what a new run recalls go through the same code as on a worker.
+ */
+export class TrustStub {
+  readonly alice = rehearsalKey('alice');
+  readonly bob = rehearsalKey('bob');
+  readonly carol = rehearsalKey('carol');
+  /** Every operator key the harness's client holds (it signs with the one a request names). */
+  readonly operatorKeys: RehearsalKey[] = [this.alice, this.bob, this.carol];
+  readonly auditDir = mkdtempSync(join(tmpdir(), 'breaker-audit-'));
+  private readonly approvals = new Map<string, TrustView['approval']>();
+  private readonly bots = new Map<string, TrustView['bots']>();
+  private failWith: string | null = null;
+  readonly anchor = rehearsalTrustAnchor({
+    operators: this.operatorKeys.map((key) => ({ key })),
+    approval: (accountId) => this.approvals.get(accountId) ?? null,
+    bots: (accountId) => this.bots.get(accountId) ?? null,
+  });
+
+  /** Resets and disables of this account need a second operator, within `windowSeconds`. */
+  requireApproval(accountId: string, windowSeconds = 900): this {
+    this.approvals.set(accountId, { actions: ['reset', 'disable'], windowSeconds });
+    return this;
+  }
+
+  /** Reports of this account must be signed by one of these bots. */
+  requireSignedReports(accountId: string, bots: { key: RehearsalKey; venues: string[] }[]): this {
+    this.bots.set(accountId, bots.map(({ key, venues }) => ({ id: key.id, publicKey: key.publicKey, venues })));
+    return this;
+  }
+
+  /** Makes loadTrust fail (null: answer again). */
+  setFailure(message: string | null): this {
+    this.failWith = message;
+    return this;
+  }
+
+  /** @internal */
+  async load(accountId: string): Promise<TrustLoad> {
+    if (this.failWith !== null) throw new Error(this.failWith);
+    return loadTrustFor(this.anchor, this.auditDir, accountId);
+  }
+
+  /** @internal */
+  async append(accountId: string, entries: AuditEntry[]): Promise<{ written: number }> {
+    return { written: (await appendAudit(this.auditDir, accountId, entries)).written.length };
+  }
+}
+
 /** What the test holds to drive the stub activities. */
 export class StubController {
+  readonly trust = new TrustStub();
   readonly alerts = new AlertStub();
   readonly watcher = new WatcherStub();
   /** Every stub call, in order. */
@@ -346,6 +406,8 @@ export class StubController {
         this.log.push({ activity: 'watchAccount', attempt: Context.current().info.attempt, at: Date.now() });
         return this.watcher.run(plan);
       },
+      loadTrust: async (accountId: string) => this.trust.load(accountId),
+      appendAudit: async (accountId: string, entries: AuditEntry[]) => this.trust.append(accountId, entries),
       sendAlert: async (alert: Alert): Promise<void> => {
         this.log.push({ activity: 'sendAlert', ...(alert.venue ? { venue: alert.venue } : {}), attempt: Context.current().info.attempt, at: Date.now() });
         await this.alerts.deliver(alert);
@@ -457,7 +519,7 @@ export async function startWorkflowHarness(name: string): Promise<WorkflowHarnes
   let stopped = false;
   return {
     stubs,
-    breaker: new BreakerClient(client, taskQueue),
+    breaker: new BreakerClient(client, taskQueue, { operatorKeys: stubs.trust.operatorKeys }),
     client,
     worker,
     taskQueue,
