@@ -10,7 +10,7 @@
 import type { Client } from '@temporalio/client';
 import { Command, InvalidArgumentError } from 'commander';
 import { loadTrustAnchor } from '../trust/anchor';
-import { DEFAULT_QUERY_TIMEOUT_MS, runWatchdog } from '../watchdog/watchdog';
+import { DEFAULT_QUERY_TIMEOUT_MS } from '../watchdog/checks';
 
 interface WatchOptions {
   interval: number;
@@ -45,6 +45,9 @@ export function registerWatchCommand(program: Command, connect: () => Promise<{ 
       process.once('SIGTERM', onSignal);
       try {
         const anchor = loadTrustAnchor(process.env);
+        // Loaded here, not at the top: it brings the alert rules from the activities module, and with them ccxt
+        // (most of a second), which no other `breaker` verb should pay for.
+        const { runWatchdog } = await import('../watchdog/watchdog');
         const checks = await runWatchdog({
           client: async () => {
             const opened = await connect();

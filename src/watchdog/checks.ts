@@ -81,6 +81,9 @@ export interface GuardObservation {
   now: string;
 }
 
+/** How long a guard has to answer the `state` query before it counts as wedged. */
+export const DEFAULT_QUERY_TIMEOUT_MS = 5_000;
+
 /** The staleness limit for a guard whose config could not be read: the blind policy's default. */
 export const DEFAULT_STALE_AFTER_SECONDS = 300;
 

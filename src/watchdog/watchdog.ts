@@ -8,7 +8,7 @@
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { snapshotQuery, stateQuery, guardWorkflowId } from '../api/contract';
 import { alertWebhookProblem } from '../activities';
-import { Finding, GuardObservation, ObservedExecution, ObservedQuery, alertKey, judgeGuard } from './checks';
+import { DEFAULT_QUERY_TIMEOUT_MS, Finding, GuardObservation, ObservedExecution, ObservedQuery, alertKey, judgeGuard } from './checks';
 
 /** One account's check: what was observed and what it means. */
 export interface AccountCheck {
@@ -29,16 +29,32 @@ export interface CheckOptions {
   venuesOf?: (accountId: string) => readonly string[];
 }
 
-export const DEFAULT_QUERY_TIMEOUT_MS = 5_000;
+export { DEFAULT_QUERY_TIMEOUT_MS };
+
+/** Accounts checked at once: enough to check hundreds within a round, few enough not to flood the frontend. */
+const CONCURRENT_CHECKS = 16;
 
 const errorText = (err: unknown) => ((err instanceof Error ? err.message : String(err)) || (err as Error)?.name || 'unknown error').split('\n')[0]!.slice(0, 500);
 
 /**
- * Checks every account once, all accounts concurrently. Never throws: a call that fails becomes an `unchecked`
- * finding for its account.
+ * Checks every account once, a few at a time, in the order given. Never throws: a call that fails becomes an
+ * `unchecked` finding for its account.
  */
 export async function checkAccounts(options: CheckOptions): Promise<AccountCheck[]> {
-  return Promise.all(options.accounts.map((accountId) => checkAccount(options, accountId)));
+  const checks: AccountCheck[] = new Array(options.accounts.length);
+  let next = 0;
+  const lane = async () => {
+    for (let i = next++; i < options.accounts.length; i = next++) {
+      const accountId = options.accounts[i]!;
+      try {
+        checks[i] = await checkAccount(options, accountId);
+      } catch (err) {
+        checks[i] = uncheckedCheck(accountId, `could not check ${accountId}: ${errorText(err)}`, (options.now ?? (() => new Date()))());
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONCURRENT_CHECKS, options.accounts.length) }, lane));
+  return checks;
 }
 
 async function checkAccount(options: CheckOptions, accountId: string): Promise<AccountCheck> {
@@ -209,6 +225,7 @@ export async function runWatchdog(options: WatchdogOptions): Promise<AccountChec
   let last: AccountCheck[] = [];
   for (let round = 1; !options.signal?.aborted; round++) {
     last = await oneRound();
+    if (last.length === 0) print(`${now().toISOString()} watchdog: no accounts to check (the trust anchor lists none)`);
     for (const check of last) for (const f of check.findings) print(`${check.observation.now} ${f.kind.toUpperCase().padEnd(12)} ${f.message}`);
     if (url) await deliver(url, last);
     try {
@@ -241,16 +258,7 @@ export async function runWatchdog(options: WatchdogOptions): Promise<AccountChec
   }
 
   function unchecked(accountId: string, message: string): AccountCheck {
-    const observation: GuardObservation = {
-      accountId,
-      workflowId: guardWorkflowId(accountId),
-      venues: [],
-      execution: { kind: 'error', error: message },
-      runningForAccount: { kind: 'listed', workflowIds: [], earliestStart: null },
-      query: { kind: 'notAsked' },
-      now: now().toISOString(),
-    };
-    return { accountId, observation, findings: [{ accountId, kind: 'unchecked', message, since: null, subject: 'describe' }] };
+    return uncheckedCheck(accountId, message, now());
   }
 
   async function deliver(webhook: string, checks: AccountCheck[]): Promise<void> {
@@ -273,6 +281,20 @@ export async function runWatchdog(options: WatchdogOptions): Promise<AccountChec
     }
     for (const streak of delivered.keys()) if (!current.has(streak)) delivered.delete(streak);
   }
+}
+
+/** An account that could not be checked at all: the failure is its finding. */
+function uncheckedCheck(accountId: string, message: string, at: Date): AccountCheck {
+  const observation: GuardObservation = {
+    accountId,
+    workflowId: guardWorkflowId(accountId),
+    venues: [],
+    execution: { kind: 'error', error: message },
+    runningForAccount: { kind: 'listed', workflowIds: [], earliestStart: null },
+    query: { kind: 'notAsked' },
+    now: at.toISOString(),
+  };
+  return { accountId, observation, findings: [{ accountId, kind: 'unchecked', message, since: null, subject: 'describe' }] };
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
