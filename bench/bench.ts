@@ -28,6 +28,7 @@ import { PaperServer, startPaperServer } from '../tooling/paper/server';
 import { PERP_VENUE, SPOT_VENUE } from '../tooling/seed-scenario';
 import { startDevServer } from '../tooling/temporal/dev-server';
 import { bundleGuardWorkflows, createGuardWorker } from '../src/worker-factory';
+import { rehearsal } from '../tooling/rehearsal-trust';
 import { InProcessBreaker } from './baseline';
 import { BenchContext } from './context';
 import { runCoreCheck } from './core-check';
@@ -100,8 +101,9 @@ async function main(): Promise<void> {
   const withInProcessWorker = async (name: string, work: (breaker: BreakerClient) => Promise<void>, venues = venueClients()) => {
     const taskQueue = `bench-${name}-${randomBytes(3).toString('hex')}`;
     const native = await NativeConnection.connect({ address: server.address });
-    const worker = await createGuardWorker({ connection: native, venues, taskQueue, workflowBundle: { codePath: workflowBundle } });
-    await worker.runUntil(() => work(new BreakerClient(client, taskQueue)));
+    const trust = rehearsal();
+    const worker = await createGuardWorker({ connection: native, venues, taskQueue, workflowBundle: { codePath: workflowBundle }, trust: trust.anchor, auditDir: trust.auditDir });
+    await worker.runUntil(() => work(new BreakerClient(client, taskQueue, { operatorKeys: trust.operatorKeys })));
     await native.close();
   };
 

@@ -18,6 +18,8 @@ import { DevServer, startDevServer } from './temporal/dev-server';
 import { PERP_VENUE, SEED_CAPITAL, SEED_STEPS, SPOT_VENUE, perpReport, seedPaperAccount, spotReport } from './seed-scenario';
 import { createGuardWorker } from '../src/worker-factory';
 import { loadTemporalConnection } from '../src/temporal-connection';
+import { payloadCodecsFromEnv } from '../src/codec/encryption';
+import { rehearsal } from './rehearsal-trust';
 
 const CAPITAL = new Decimal(SEED_CAPITAL);
 
@@ -59,9 +61,14 @@ async function main(): Promise<number> {
   );
   out('• Worker: bundling the workflow code and connecting ...');
   const nativeConnection = await NativeConnection.connect(temporal.nativeConnectOptions);
-  const worker = await createGuardWorker({ connection: nativeConnection, namespace: temporal.namespace, venues });
+  // A rehearsal trust anchor: operators alice and bob with generated keys, for this demo's accounts only (paper venues).
+  const trust = rehearsal();
+  out(`• Trust anchor: operators ${trust.operatorKeys.map((k) => k.id).join(', ')} (keys generated for this demo); audit log in ${trust.auditDir}`);
+  // BREAKER_CODEC_KEYS, when set, encrypts the demo's history as it would a deployment's.
+  const payloadCodecs = payloadCodecsFromEnv(process.env);
+  const worker = await createGuardWorker({ connection: nativeConnection, namespace: temporal.namespace, venues, trust: trust.anchor, auditDir: trust.auditDir, payloadCodecs });
   const connection = await Connection.connect(temporal.clientConnectOptions);
-  const breaker = new BreakerClient(new Client({ connection, namespace: temporal.namespace }));
+  const breaker = new BreakerClient(new Client({ connection, namespace: temporal.namespace, dataConverter: { payloadCodecs } }), undefined, { operatorKeys: trust.operatorKeys });
   const accountId = `demo-${Date.now()}`;
 
   let exitCode = 0;
@@ -100,7 +107,7 @@ async function main(): Promise<number> {
     const pnl = new Decimal(flat.pnl!);
     out('');
     out(`Final loss: ${formatUsd(pnl.negated())} (${toDecimalString(pnl.div(CAPITAL).times(100), 2)} %). The account stays flat until an operator resets it:`);
-    out(`  npm run breaker -- reset ${accountId} --operator you --reason "reviewed"`);
+    out(`  npm run breaker -- reset ${accountId} --operator alice --key <alice's key file> --reason "reviewed"   (a signed reset; see README "Security model")`);
     if (devServer) out('  (the embedded server stops with the demo; run `npm run server` and set TEMPORAL_ADDRESS=127.0.0.1:7233 to keep it)');
     exitCode = after.total === 0 ? 1 : 3;
   });

@@ -3,10 +3,13 @@
  * every account is listed, with the operators (and optionally approval rule and bots) given here. Never for a real
  * deployment: the worker (src/worker.ts) only reads BREAKER_TRUST_FILE, which lists accounts one by one.
  */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { newEd25519KeyPair } from '../src/domain/signing';
 import type { OperatorActionName, TrustView } from '../src/domain/trust';
 import { OPERATOR_ACTIONS } from '../src/domain/trust';
-import type { TrustAnchor } from '../src/trust/anchor';
+import { ANY_ACCOUNT, TrustAnchor, trustAnchorFrom } from '../src/trust/anchor';
 
 /** An operator (or bot) key pair, as a key file holds it. */
 export interface RehearsalKey {
@@ -21,7 +24,8 @@ export function rehearsalKey(id: string): RehearsalKey {
 }
 
 export interface RehearsalTrustOptions {
-  operators: { key: RehearsalKey; actions?: OperatorActionName[] }[];
+  /** Public keys only: a worker process needs no secret. */
+  operators: { key: Pick<RehearsalKey, 'id' | 'publicKey'>; actions?: OperatorActionName[] }[];
   /** Per account (by id), when some accounts need a second approver or signed reports. */
   approval?: (accountId: string) => TrustView['approval'];
   bots?: (accountId: string) => TrustView['bots'];
@@ -33,6 +37,7 @@ export function rehearsalTrustAnchor(options: RehearsalTrustOptions): TrustAncho
   const operators = options.operators.map(({ key, actions }) => ({ id: key.id, publicKey: key.publicKey, actions: actions ?? [...OPERATOR_ACTIONS] }));
   return {
     source,
+    hasAnyAccount: true,
     accounts: () => [],
     viewOf: (accountId) => ({
       accountId,
@@ -44,4 +49,33 @@ export function rehearsalTrustAnchor(options: RehearsalTrustOptions): TrustAncho
       source,
     }),
   };
+}
+
+/** What a rehearsal (demo, tests, chaos, bench) runs with: operator keys, the anchor listing them, an audit directory. */
+export interface Rehearsal {
+  operatorKeys: RehearsalKey[];
+  anchor: TrustAnchor;
+  /** The same anchor as a file (BREAKER_TRUST_FILE), for worker processes. */
+  trustFile: string;
+  auditDir: string;
+}
+
+/**
+ * Operators alice and bob (every action each), an anchor whose `"*"` entry lists them for every account (paper venues
+ * only, as the worker checks), written to a file in a fresh temporary directory, and an audit directory beside it.
+ */
+export function rehearsal(): Rehearsal {
+  const dir = mkdtempSync(join(tmpdir(), 'breaker-rehearsal-'));
+  const operatorKeys = [rehearsalKey('alice'), rehearsalKey('bob')];
+  const content = { accounts: { [ANY_ACCOUNT]: { venues: [], operators: operatorKeys.map(({ id, publicKey }) => ({ id, publicKey, actions: [...OPERATOR_ACTIONS] })) } } };
+  const trustFile = join(dir, 'trust.json');
+  writeFileSync(trustFile, JSON.stringify(content, null, 2), { mode: 0o600 });
+  const auditDir = join(dir, 'audit');
+  mkdirSync(auditDir);
+  return { operatorKeys, anchor: trustAnchorFrom(content, `rehearsal ${trustFile}`), trustFile, auditDir };
+}
+
+/** The environment a worker process of this rehearsal needs: its trust anchor file and audit directory. */
+export function rehearsalEnv(r: Rehearsal): Record<string, string> {
+  return { BREAKER_TRUST_FILE: r.trustFile, BREAKER_AUDIT_DIR: r.auditDir };
 }

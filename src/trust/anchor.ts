@@ -5,6 +5,10 @@
  * Temporal client can change it; a guard gets its account's view from the worker (the `loadTrust` activity), never
  * from its input, so a client that starts or restarts a guard cannot bring its own keys.
  *
+ * For rehearsals on paper venues only, an entry named `"*"` serves every account not listed by name (the demo, the
+ * chaos run and the crash tests make accounts up as they go); a worker with a live or demo venue refuses it
+ * ({@link anchorVenueProblems}).
+ *
  * The file is read again when it changes (by mtime and size), so that revoking an operator's key takes effect at the
  * guard's next signed request without restarting workers.
  *
@@ -29,7 +33,7 @@ const publicKey = z.string().refine(isEd25519PublicKey, 'must be a base64 Ed2551
 
 const accountSchema = z
   .object({
-    venues: z.array(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/)).min(1).max(8),
+    venues: z.array(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/)).max(8),
     operators: z
       .array(z.object({ id: z.string().regex(ID), publicKey, actions: z.array(z.enum(OPERATOR_ACTIONS)).min(1) }).strict())
       .max(100),
@@ -38,15 +42,20 @@ const accountSchema = z
   })
   .strict();
 
-const anchorSchema = z.object({ accounts: z.record(z.string().regex(ID, 'account ids are 1-64 characters of A-Z a-z 0-9 _ . -'), accountSchema) }).strict();
+/** The rehearsal entry: every account not listed by name (paper venues only). */
+export const ANY_ACCOUNT = '*';
+const accountKey = z.string().refine((k) => k === ANY_ACCOUNT || ID.test(k), 'account ids are 1-64 characters of A-Z a-z 0-9 _ . - (or "*" for a paper rehearsal)');
+const anchorSchema = z.object({ accounts: z.record(accountKey, accountSchema) }).strict();
 type AnchorFile = z.infer<typeof anchorSchema>;
 
 /** The worker's trust anchor. */
 export interface TrustAnchor {
   /** Where it comes from, with the digest of its content: `file <path> sha256:<12 hex>`. */
   readonly source: string;
-  /** The accounts it lists (the watchdog checks each has a running guard). */
+  /** The accounts it lists by name (the watchdog checks each has a running guard). */
   accounts(): string[];
+  /** True when a `"*"` entry serves every other account (paper rehearsals only). */
+  readonly hasAnyAccount: boolean;
   /** The guard's view of an account (unlisted accounts get `listed: false` and no operators). */
   viewOf(accountId: string): TrustView;
 }
@@ -69,6 +78,7 @@ function crossProblems(anchor: AnchorFile): string[] {
   const problems: string[] = [];
   for (const [accountId, a] of Object.entries(anchor.accounts)) {
     const at = `accounts.${accountId}`;
+    if (accountId !== ANY_ACCOUNT && a.venues.length === 0) problems.push(`${at}.venues: lists no venue; name the account's venues`);
     const ids = a.operators.map((o) => o.id);
     ids.forEach((id, i) => ids.indexOf(id) !== i && problems.push(`${at}.operators: operator "${id}" appears twice`));
     const keys = a.operators.map((o) => o.publicKey);
@@ -84,6 +94,7 @@ function crossProblems(anchor: AnchorFile): string[] {
   // A venue belongs to one account: two accounts naming it could each flatten (or fail to protect) the other.
   const owner = new Map<string, string>();
   for (const [accountId, a] of Object.entries(anchor.accounts)) {
+    if (accountId === ANY_ACCOUNT) continue;
     for (const venue of a.venues) {
       const other = owner.get(venue);
       if (other) problems.push(`accounts.${accountId}.venues: venue "${venue}" is already bound to account "${other}"`);
@@ -96,9 +107,11 @@ function crossProblems(anchor: AnchorFile): string[] {
 function anchorOf(anchor: AnchorFile, source: string): TrustAnchor {
   return {
     source,
-    accounts: () => Object.keys(anchor.accounts),
+    hasAnyAccount: Object.prototype.hasOwnProperty.call(anchor.accounts, ANY_ACCOUNT),
+    accounts: () => Object.keys(anchor.accounts).filter((id) => id !== ANY_ACCOUNT),
     viewOf: (accountId) => {
-      const a = Object.prototype.hasOwnProperty.call(anchor.accounts, accountId) ? anchor.accounts[accountId] : undefined;
+      const own = (id: string) => (Object.prototype.hasOwnProperty.call(anchor.accounts, id) ? anchor.accounts[id] : undefined);
+      const a = own(accountId) ?? own(ANY_ACCOUNT);
       if (!a) return { accountId, listed: false, venues: [], operators: [], approval: null, bots: null, source };
       return {
         accountId,
@@ -141,6 +154,9 @@ export function loadTrustAnchor(env: NodeJS.ProcessEnv = process.env): TrustAnch
     get source() {
       return refresh().source;
     },
+    get hasAnyAccount() {
+      return refresh().hasAnyAccount;
+    },
     accounts: () => refresh().accounts(),
     viewOf: (accountId) => refresh().viewOf(accountId),
   };
@@ -178,6 +194,10 @@ function readAnchorFile(path: string): TrustAnchor {
  */
 export function anchorVenueProblems(anchor: TrustAnchor, specs: readonly VenueSpec[]): string[] {
   const problems: string[] = [];
+  const real = specs.filter((s) => modeOf(s) !== 'paper');
+  if (anchor.hasAnyAccount && real.length > 0) {
+    problems.push(`trust anchor: the "*" entry (every account) is for paper rehearsals only, and this worker has ${modeOf(real[0]!)} venue "${real[0]!.id}"; list each account by name`);
+  }
   for (const accountId of anchor.accounts()) {
     for (const venue of anchor.viewOf(accountId).venues) {
       const spec = specs.find((s) => s.id === venue);

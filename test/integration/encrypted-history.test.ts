@@ -18,6 +18,7 @@ import { parseCodecKeys, payloadCodecsFromEnv } from '../../src/codec/encryption
 import { RunningCodecServer, payloadFromJson, payloadToJson, startCodecServer } from '../../src/codec/server';
 import { VenueClient, createVenueClient } from '../../src/exchanges/ccxt-factory';
 import { createGuardWorker } from '../../src/worker-factory';
+import { rehearsal } from '../../tooling/rehearsal-trust';
 import { startPaperServer, PaperServer } from '../../tooling/paper/server';
 import { PERP_VENUE as PERP, SPOT_VENUE as SPOT } from '../../tooling/seed-scenario';
 import { PAPER_RATE_LIMIT_MS } from './harness-constants';
@@ -52,12 +53,15 @@ beforeAll(async () => {
   const taskQueue = `encrypted-${randomBytes(4).toString('hex')}`;
   const address = process.env.TEST_TEMPORAL_ADDRESS!;
   native = await NativeConnection.connect({ address });
+  const trust = rehearsal();
   worker = await createGuardWorker({
     connection: native,
     venues,
     taskQueue,
     workflowBundle: { codePath: process.env.TEST_WORKFLOW_BUNDLE! },
     payloadCodecs: payloadCodecsFromEnv({ BREAKER_CODEC_KEYS: KEYS }),
+    trust: trust.anchor,
+    auditDir: trust.auditDir,
   });
   running = worker.run();
   connection = await Connection.connect({ address });

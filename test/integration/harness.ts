@@ -12,6 +12,7 @@ import { PAPER_RATE_LIMIT_MS } from './harness-constants';
 import { PaperServer, startPaperServer } from '../../tooling/paper/server';
 import { pollUntil } from '../../tooling/poll';
 import { createGuardWorker } from '../../src/worker-factory';
+import { Rehearsal, rehearsal } from '../../tooling/rehearsal-trust';
 
 import { PERP_VENUE as PERP, SPOT_VENUE as SPOT } from '../../tooling/seed-scenario';
 
@@ -25,6 +26,8 @@ export interface Harness {
   address: string;
   taskQueue: string;
   credentials: { apiKey: string; secret: string };
+  /** The operators (alice, bob) the worker's rehearsal anchor lists for every account; `breaker` signs with their keys. */
+  trust: Rehearsal;
   stop(): Promise<void>;
 }
 
@@ -49,10 +52,13 @@ export async function startHarness(name: string): Promise<Harness> {
   );
   const taskQueue = `test-${name}-${randomBytes(4).toString('hex')}`;
   const nativeConnection = await NativeConnection.connect({ address });
+  const trust = rehearsal();
   const worker = await createGuardWorker({
     connection: nativeConnection,
     venues,
     taskQueue,
+    trust: trust.anchor,
+    auditDir: trust.auditDir,
     workflowBundle: { codePath: process.env.TEST_WORKFLOW_BUNDLE! },
   });
   const running = worker.run();
@@ -60,12 +66,13 @@ export async function startHarness(name: string): Promise<Harness> {
   const client = new Client({ connection });
   return {
     paper,
-    breaker: new BreakerClient(client, taskQueue),
+    breaker: new BreakerClient(client, taskQueue, { operatorKeys: trust.operatorKeys }),
     client,
     worker,
     address,
     taskQueue,
     credentials,
+    trust,
     async stop() {
       worker.shutdown();
       await running;

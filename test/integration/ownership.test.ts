@@ -11,6 +11,7 @@ import { WORKFLOW_TYPE } from '../../src/api/contract';
 import { BreakerClient } from '../../src/client';
 import { createVenueClient } from '../../src/exchanges/ccxt-factory';
 import { createGuardWorker } from '../../src/worker-factory';
+import { rehearsal } from '../../tooling/rehearsal-trust';
 import { PaperServer, startPaperServer } from '../../tooling/paper/server';
 import { seedPaperAccount } from '../../tooling/seed-scenario';
 import { PAPER_RATE_LIMIT_MS } from './harness-constants';
@@ -32,7 +33,8 @@ beforeAll(async () => {
   const venues = new Map([createVenueClient(spec('spot', 'binance'), credentials), createVenueClient(spec('perp', 'binanceusdm'), credentials)].map((v) => [v.id, v]));
   taskQueue = `ownership-${randomBytes(4).toString('hex')}`;
   native = await NativeConnection.connect({ address: process.env.TEST_TEMPORAL_ADDRESS! });
-  worker = await createGuardWorker({ connection: native, venues, taskQueue, workflowBundle: { codePath: process.env.TEST_WORKFLOW_BUNDLE! } });
+  const trust = rehearsal();
+  worker = await createGuardWorker({ connection: native, venues, taskQueue, workflowBundle: { codePath: process.env.TEST_WORKFLOW_BUNDLE! }, trust: trust.anchor, auditDir: trust.auditDir });
   running = worker.run();
   connection = await Connection.connect({ address: process.env.TEST_TEMPORAL_ADDRESS! });
   breaker = new BreakerClient(new Client({ connection }), taskQueue);

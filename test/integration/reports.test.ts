@@ -113,7 +113,9 @@ describe('sequence numbers', () => {
 describe('operator requests', () => {
   it('checks operator and reason and the state before anything reaches history', async () => {
     const accountId = uniqueAccount('ops');
-    await h.breaker.startGuard({ accountId, initialCapital: '10000', venues: [SPOT, PERP] });
+    // No watcher: the reports below are the account (the paper venue holds something else, and a watcher's snapshot of
+    // it arriving between a report and the enable would replace them).
+    await h.breaker.startGuard({ accountId, initialCapital: '10000', venues: [SPOT, PERP], watch: { enabled: false } });
     await expect(h.breaker.reset(accountId, { operator: 'alice', reason: 'x' })).rejects.toMatchObject({
       cause: { type: 'NotAllowedInThisState', message: expect.stringContaining('reset applies only to a Triggered breaker') },
     });
@@ -129,6 +131,11 @@ describe('operator requests', () => {
     expect(enabled.state).toBe('Triggered');
     await expect(h.breaker.disable(accountId, { operator: 'alice', reason: 'x' })).rejects.toMatchObject({ cause: { type: 'NotAllowedInThisState' } });
     const events = await eventually(() => h.breaker.events(accountId), (e) => e.some((x) => x.type === 'SystemShutdown'));
-    expect(events.map((e) => e.type)).toEqual(['BreakerDisabled', 'BreakerEnabled', 'CircuitBreakerTriggered', 'SystemShutdown']);
+    // Each signed action is recorded with who signed it (and goes to the audit log), then its effect.
+    expect(events.map((e) => e.type)).toEqual(['OperatorActionAccepted', 'BreakerDisabled', 'OperatorActionAccepted', 'BreakerEnabled', 'CircuitBreakerTriggered', 'SystemShutdown']);
+    expect(events.filter((e) => e.type === 'OperatorActionAccepted')).toMatchObject([
+      { action: 'disable', operator: 'alice', keyId: expect.any(String) },
+      { action: 'enable', operator: 'bob', keyId: expect.any(String) },
+    ]);
   });
 });

@@ -22,6 +22,7 @@ import { BreakerClient } from '../../src/client';
 import { createVenueClient } from '../../src/exchanges/ccxt-factory';
 import { loadTemporalConnection } from '../../src/temporal-connection';
 import { createGuardWorker } from '../../src/worker-factory';
+import { rehearsal } from '../../tooling/rehearsal-trust';
 import { PaperServer, startPaperServer } from '../../tooling/paper/server';
 import { SPOT_VENUE } from '../../tooling/seed-scenario';
 import { PAPER_RATE_LIMIT_MS } from './harness-constants';
@@ -177,12 +178,15 @@ describe('mTLS through TEMPORAL_* variables', () => {
     try {
       const systemInfo = await connection.workflowService.getSystemInfo({});
       expect(systemInfo.capabilities).toBeTruthy();
+      const trust = rehearsal();
       const worker = await createGuardWorker({
         connection: nativeConnection,
         namespace: workerSide.namespace,
         venues: new Map([[venue.id, venue]]),
         taskQueue,
         workflowBundle: { codePath: process.env.TEST_WORKFLOW_BUNDLE! },
+        trust: trust.anchor,
+        auditDir: trust.auditDir,
       });
       const breaker = new BreakerClient(new Client({ connection, namespace: clientSide.namespace }), taskQueue);
       const accountId = uniqueAccount('tls');

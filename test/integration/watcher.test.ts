@@ -124,10 +124,10 @@ test('the watcher of a SIGKILLed worker resumes on the other worker, and the los
   seed();
   // Two worker processes on a queue of their own; the watcher runs on one of them.
   const taskQueue = `watcher-crash-${randomBytes(3).toString('hex')}`;
-  const options = { address: h.address, taskQueue, workflowBundle: process.env.TEST_WORKFLOW_BUNDLE!, paperUrl: h.paper.url, credentials: h.credentials };
+  const options = { address: h.address, taskQueue, workflowBundle: process.env.TEST_WORKFLOW_BUNDLE!, paperUrl: h.paper.url, credentials: h.credentials, trust: h.trust };
   const workers = [await WorkerProcess.start(options), await WorkerProcess.start(options)];
   try {
-    const breaker = new BreakerClient(h.client, taskQueue);
+    const breaker = new BreakerClient(h.client, taskQueue, { operatorKeys: h.trust.operatorKeys });
     const accountId = uniqueAccount('watch-crash');
     await breaker.startGuard({ accountId, initialCapital: '60000', venues: [SPOT, PERP], valuationIntervalSeconds: 3600, watch: { snapshotIntervalSeconds: 2 } });
     await eventually(() => breaker.state(accountId), (s) => streaming(s) && s.lossPct === '0.00', 30_000);

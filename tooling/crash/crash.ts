@@ -18,6 +18,7 @@ import { pollUntil } from '../poll';
 import { freePort, startDevServer } from '../temporal/dev-server';
 import { SPOT_VENUE, PERP_VENUE } from '../seed-scenario';
 import { writeHistory } from './histories';
+import { rehearsal } from '../rehearsal-trust';
 import { WorkerProcess } from './worker-process';
 
 export const KILL_POINTS = ['beforeFirstCancel', 'betweenCancels', 'duringVerify', 'duringClose'] as const;
@@ -100,7 +101,9 @@ export async function runScenario(env: CrashEnv, spec: ScenarioSpec): Promise<Sc
   const paper: PaperServer = await startPaperServer({ credentials: [credentials] });
   const sink = await startAlertSink();
   const taskQueue = `crash-${randomBytes(4).toString('hex')}`;
-  const breaker = new BreakerClient(env.client, taskQueue);
+  // One anchor and audit log for every worker of the scenario, as in a deployment; the client holds its operator keys.
+  const trust = rehearsal();
+  const breaker = new BreakerClient(env.client, taskQueue, { operatorKeys: trust.operatorKeys });
   const accountId = `crash-${spec.name.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`;
   const workers: WorkerProcess[] = [];
   const startWorker = async () => {
@@ -112,6 +115,7 @@ export async function runScenario(env: CrashEnv, spec: ScenarioSpec): Promise<Sc
       credentials,
       alertWebhookUrl: sink.url,
       timeoutMs: spec.timeoutMs,
+      trust,
     });
     workers.push(w);
     return w;

@@ -5,6 +5,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
+import { Rehearsal, rehearsal, rehearsalEnv } from '../rehearsal-trust';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -24,6 +25,11 @@ export interface WorkerProcessOptions {
   script?: string;
   /** Extra environment variables for the worker. */
   env?: Record<string, string>;
+  /**
+   * The trust anchor file and audit directory (give the same one to workers that must share an audit log, and its
+   * operator keys to the client that signs). @default a new rehearsal of its own
+   */
+  trust?: Rehearsal;
 }
 
 export class WorkerProcess {
@@ -50,6 +56,7 @@ export class WorkerProcess {
         BINANCE_USDM_API_KEY: o.credentials.apiKey,
         BINANCE_USDM_SECRET: o.credentials.secret,
         ...(o.alertWebhookUrl ? { ALERT_WEBHOOK_URL: o.alertWebhookUrl } : {}),
+        ...rehearsalEnv(o.trust ?? rehearsal()),
         ...o.env,
       },
     });
