@@ -17,7 +17,7 @@
  *     "venues": ["binance-spot", "binance-usdm"],
  *     "operators": [ { "id": "alice", "publicKey": "<base64 Ed25519>", "actions": ["halt", "reset", "disable", "enable", "resyncSeq"] },
  *                    { "id": "bob",   "publicKey": "<base64 Ed25519>", "actions": ["halt", "reset"] } ],
- *     "approval": { "actions": ["reset", "disable"], "windowSeconds": 900 },
+ *     "approval": { "actions": ["reset"], "windowSeconds": 900 },
  *     "bots": [ { "id": "mm-bot", "publicKey": "<base64 Ed25519>", "venues": ["binance-spot"] } ] } } }
  * ```
  */
@@ -44,8 +44,14 @@ const accountSchema = z
 
 /** The rehearsal entry: every account not listed by name (paper venues only). */
 export const ANY_ACCOUNT = '*';
-const accountKey = z.string().refine((k) => k === ANY_ACCOUNT || ID.test(k), 'account ids are 1-64 characters of A-Z a-z 0-9 _ . - (or "*" for a paper rehearsal)');
-const anchorSchema = z.object({ accounts: z.record(accountKey, accountSchema) }).strict();
+// Account ids are checked by a refinement of the record, not by its key schema: zod 4 reports a key that fails its
+// schema as "Invalid key in record" and drops the key schema's own message.
+const accountsSchema = z.record(z.string(), accountSchema).superRefine((accounts, ctx) => {
+  for (const id of Object.keys(accounts)) {
+    if (id !== ANY_ACCOUNT && !ID.test(id)) ctx.addIssue({ code: 'custom', path: [id], message: 'account ids are 1-64 characters of A-Z a-z 0-9 _ . - (or "*" for a paper rehearsal)' });
+  }
+});
+const anchorSchema = z.object({ accounts: accountsSchema }).strict();
 type AnchorFile = z.infer<typeof anchorSchema>;
 
 /** The worker's trust anchor. */
@@ -135,8 +141,10 @@ export function loadTrustAnchor(env: NodeJS.ProcessEnv = process.env): TrustAnch
   if (!path) {
     throw new Error('No trust anchor: set BREAKER_TRUST_FILE to the JSON file listing each account\'s venues, operators\' public keys and roles (see README, "Security model")');
   }
-  let current = readAnchorFile(path);
+  // The stamp is taken before the read: a change landing between the two is then seen at the next call, where the
+  // other order would pair the new stamp with the old content and miss the change (a revoked key) until the next edit.
   let stamp = stampOf(path);
+  let current = readAnchorFile(path);
   const refresh = (): TrustAnchor => {
     const now = stampOf(path);
     if (now !== stamp) {
@@ -203,7 +211,8 @@ export function anchorVenueProblems(anchor: TrustAnchor, specs: readonly VenueSp
       const spec = specs.find((s) => s.id === venue);
       if (!spec) problems.push(`trust anchor: account "${accountId}" lists venue "${venue}", which BREAKER_VENUES does not configure`);
       else if (modeOf(spec) !== 'paper' && spec.account !== accountId) {
-        problems.push(`trust anchor: account "${accountId}" lists venue "${venue}", but the venue is bound to account "${spec.account}"`);
+        const bound = spec.account === undefined ? `(${modeOf(spec)}) is bound to no account` : `is bound to account "${spec.account}"`;
+        problems.push(`trust anchor: account "${accountId}" lists venue "${venue}", but the venue ${bound}`);
       }
     }
   }
