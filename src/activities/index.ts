@@ -24,7 +24,7 @@ export type { VenueReading } from '../domain/guard';
 import type { VenueReading } from '../domain/guard';
 import type { AuditEntry } from '../domain/audit';
 import type { TrustAnchor } from '../trust/anchor';
-import { AuditEntryError, AuditLogError, append as appendAuditEntries } from '../audit/log';
+import { AuditEntryError, AuditLogError, append as appendAuditEntries, latchOf, readIfAny } from '../audit/log';
 import { TrustLoad, loadTrustFor } from '../trust/load';
 
 /** The outcome of one cancel-and-verify pass over a venue. */
@@ -358,7 +358,17 @@ export function createActivities(deps: ActivityDeps) {
      * to say; runs until the guard replaces it or for a few hours. See src/activities/watcher.ts.
      */
     async watchAccount(plan: WatcherPlan): Promise<{ ended: 'handover' | 'guardGone' }> {
-      return watchAccount({ venues: deps.venues, bindingProblem: (venue, workflowId) => bindingProblem(deps, venue, workflowId), read: readVenueNow, markets: pricingMarkets }, plan);
+      const auditDir = deps.auditDir;
+      return watchAccount(
+        {
+          venues: deps.venues,
+          bindingProblem: (venue, workflowId) => bindingProblem(deps, venue, workflowId),
+          read: readVenueNow,
+          markets: pricingMarkets,
+          ...(auditDir ? { latched: async (accountId: string) => latchOf(await readIfAny(auditDir, accountId), new Date().toISOString()).tripped } : {}),
+        },
+        plan,
+      );
     },
 
     /**

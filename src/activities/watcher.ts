@@ -43,7 +43,12 @@ export interface WatcherDeps {
   read: (client: VenueClient, referenceCurrency: string) => Promise<VenueReading>;
   /** The markets that can price a venue's holdings (src/activities/index.ts `pricingMarkets`). */
   markets: (client: VenueClient) => PricingMarket[];
+  /** Whether the account's audit log holds an unreset trip (absent on a worker without an audit log). */
+  latched?: (accountId: string) => Promise<boolean>;
 }
+
+/** How often an untripped watcher looks in the audit log for a trip its guard has forgotten (a history reset). */
+const LATCH_CHECK_MS = 30_000;
 
 /** How long the first call of a stream may take (a subscription or snapshot that never answers). */
 const STREAM_START_TIMEOUT_MS = 15_000;
@@ -143,6 +148,21 @@ export async function watchAccount(deps: WatcherDeps, plan: WatcherPlan): Promis
   let guardGone = false;
   /** Nothing is said before the start-up reads are done and the streams started (the feeds' mode is known). */
   let ready = false;
+  /** The audit log holds a trip this untripped watcher's guard does not know (said once, then again each check). */
+  let latchNews = false;
+  let latchCheckedMs = -Infinity;
+  const checkLatch = async () => {
+    if (!deps.latched || plan.triggered) return;
+    latchCheckedMs = performance.now();
+    try {
+      if (await deps.latched(plan.accountId)) {
+        latchNews = true;
+        void consider();
+      }
+    } catch (err) {
+      ctx.log.warn(`watcher ${plan.accountId}: reading the audit log failed: ${message(err)}`);
+    }
+  };
 
   /** Re-prices a venue's holdings from its last trade prices and marks its positions; feeds the live valuation. */
   const apply = (feed: VenueFeed) => {
@@ -190,9 +210,10 @@ export async function watchAccount(deps: WatcherDeps, plan: WatcherPlan): Promis
         const ordersOpened = [...feeds.values()].reduce((n, f) => n + f.ordersOpened, 0);
         const level = check.complete ? check.level : null;
         const nowMs = performance.now();
-        const reason = reasonToSpeak(spoken, { nowMs, startedMs: started, level, modes, ordersOpened }, plan.snapshotIntervalSeconds);
+        const reason = latchNews ? 'latched' : reasonToSpeak(spoken, { nowMs, startedMs: started, level, modes, ordersOpened }, plan.snapshotIntervalSeconds);
         if (reason === null || stopped) continue;
-        const sent = observation(reason, level);
+        const sent = { ...observation(reason, level), ...(latchNews ? { latched: true } : {}) };
+        latchNews = false;
         try {
           await guard.signal(watcherObservationSignal, sent);
           spoken = { atMs: nowMs, level, modes };
@@ -373,6 +394,7 @@ export async function watchAccount(deps: WatcherDeps, plan: WatcherPlan): Promis
     startStreams(feed);
   }
   ready = true;
+  void checkLatch();
   void consider();
 
   const cancelled = ctx.cancelled.catch((err: unknown) => err);
@@ -398,6 +420,7 @@ export async function watchAccount(deps: WatcherDeps, plan: WatcherPlan): Promis
         const every = feed.mode === 'polling' ? plan.pollIntervalSeconds : plan.snapshotIntervalSeconds;
         if (now - feed.lastPollMs >= every * 1000) void poll(feed);
       }
+      if (now - latchCheckedMs >= LATCH_CHECK_MS) void checkLatch();
       void consider();
     }
   } finally {

@@ -20,7 +20,7 @@ export type AuditKind =
   | 'TripRecalled';
 
 export interface AuditEntry {
-  /** Unique for ever: the guard's chain id (its first run's id) and a counter. A retried write never duplicates it. */
+  /** Unique for ever: the id of the run that wrote it and a counter. A retried write never duplicates it. */
   eventId: string;
   kind: AuditKind;
   at: string;

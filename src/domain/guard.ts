@@ -235,8 +235,11 @@ export interface TrustState {
 }
 
 export interface AuditState {
-  /** The guard's chain id (its first run's id): the prefix of every entry id, stable across continue-as-new. */
-  chainId: string;
+  /**
+   * This run's id: the prefix of the entry ids it writes (with a counter carried across continue-as-new), so that a
+   * run created by a history reset never reuses an id the log already holds (the store would skip it as written).
+   */
+  runId: string;
   nextId: number;
   pending: AuditEntry[];
   inFlight: boolean;
@@ -290,6 +293,8 @@ export interface GuardState {
   /** Set by each run's `Started`; absent (all off) in runs that predate them. */
   features?: GuardFeatures;
   watcher?: WatcherState;
+  /** When the breaker last changed state (a trip, reset, disable or enable), as this run's history knows it. */
+  breakerChangedAt?: string;
   /** Set when features.trust is on. */
   trust?: TrustState;
   audit?: AuditState;
@@ -311,7 +316,7 @@ export type OperatorAction = OperatorActionName | 'approve';
 
 export type GuardMessage =
   /** The run began; `continued` when it carries state from continue-as-new. */
-  | { type: 'Started'; at: string; continued: boolean; features?: GuardFeatures; chainId?: string }
+  | { type: 'Started'; at: string; continued: boolean; features?: GuardFeatures; runId?: string }
   /** `validating`: the update's validator asks; a missing or wrong signature then passes, so that the handler counts and records it. */
   | { type: 'ReportReceived'; at: string; report: unknown; validating?: boolean }
   /** A report whose payload could not be decoded (unknown encoding, invalid JSON such as `NaN`). */
@@ -439,7 +444,7 @@ function queueAudit(w: Work, events: readonly GuardEvent[]): void {
   const added: AuditEntry[] = [];
   for (const event of events) {
     const entry = auditEntryOf(event, valuation);
-    if (entry) added.push({ eventId: `${audit.chainId}-${nextId++}`, ...entry });
+    if (entry) added.push({ eventId: `${audit.runId}-${nextId++}`, ...entry });
   }
   if (added.length === 0) return;
   let pending = audit.pending.concat(added);
@@ -552,7 +557,7 @@ function pruneAssets(w: Work): void {
 
 /** Applies a breaker transition: its events, and the emergency shutdown it may order. */
 function applyTransition(w: Work, result: Transition): void {
-  w.state = { ...w.state, breaker: result.state };
+  w.state = { ...w.state, breaker: result.state, ...(result.state.name !== w.state.breaker.name ? { breakerChangedAt: w.at } : {}) };
   addEvents(w, result.events);
   for (const command of result.commands) {
     if (command.type === 'EmergencyShutdown' && result.state.name === 'Triggered') startFlatten(w, command.closePositions, result.state.reason);
@@ -920,8 +925,14 @@ function onOperator(w: Work, m: Extract<GuardMessage, { type: 'OperatorRequested
     const known = trust.approvals.map((a) => a.id).join(', ') || 'none';
     return { rejection: { type: 'NotAllowedInThisState', message: `approve.requestId: no pending request ${JSON.stringify(args.requestId)} (pending: ${known}); it may have expired` } };
   }
+  // Checked against the anchor as it is now: when the read just made failed, a key revoked since the last good read
+  // could still pass, so nothing is loosened until the anchor can be read again.
+  const anchorNow = trust.failures > 0 ? undefined : trust.view;
+  if (trust.failures > 0 && !m.validating) {
+    return refuseOperator(w, m.action, request.operator, `${m.action}: the worker's trust anchor could not be read (${trust.lastError ?? 'unknown error'}); nothing was changed, try again once it can`);
+  }
   const auth = authenticateOperator({
-    trust: trust.view,
+    trust: anchorNow ?? trust.view,
     accountId: w.state.config.accountId,
     action: m.action,
     permission: pending ? pending.action : (m.action as OperatorActionName),
@@ -1074,7 +1085,11 @@ function onTrustLoaded(w: Work, raw: unknown): void {
   for (const n of recentNonces) usedNonces[n] ??= addSeconds(w.at, MAX_SIGNED_VALIDITY_SECONDS);
   w.state = { ...w.state, trust: { ...trust, view, loadedAt: w.at, failures: 0, lastError: null, usedNonces } };
   arm(w, 'trust', TRUST_REFRESH_SECONDS);
-  if (latch.tripped && w.state.breaker.name !== 'Triggered') {
+  // Only a trip later than anything this run knows of its breaker: a trip this run has since reset (its reset not yet
+  // in the log, or the read made before it was written) is not recalled; one from before a termination, or from
+  // after the point a history reset went back to, is.
+  const changedAt = w.state.breakerChangedAt;
+  if (latch.tripped && w.state.breaker.name !== 'Triggered' && (changedAt === undefined || latch.at === undefined || latch.at > changedAt)) {
     const reason = clip(
       `the audit log holds a trip${latch.at ? ` of ${latch.at}` : ''}${latch.reason ? ` (${latch.reason})` : ''} that no signed reset has cleared; ` +
         'this run (after a termination, a restart or a history reset) is Triggered until an operator resets it',
@@ -1123,19 +1138,19 @@ function onAuditWriteFailed(w: Work, error: string): void {
 }
 
 /** A run's start with the trust anchor: its trust and audit state, and the first load of the anchor. */
-function startTrust(w: Work, chainId: string | undefined): void {
+function startTrust(w: Work, runId: string | undefined): void {
   if (w.state.features?.trust !== true) return;
   const trust: TrustState = w.state.trust ?? { failures: 0, lastError: null, usedNonces: {}, approvals: [] };
-  const audit: AuditState = w.state.audit ?? { chainId: chainId ?? w.state.config.accountId, nextId: 1, pending: [], inFlight: false };
-  // A write in flight when the previous run ended is sent again (idempotent by eventId).
-  w.state = { ...w.state, trust, audit: { ...audit, inFlight: false } };
+  const audit: AuditState = w.state.audit ?? { runId: '', nextId: 1, pending: [], inFlight: false };
+  // A write in flight when the previous run ended is sent again (idempotent by eventId); new entries carry this run's id.
+  w.state = { ...w.state, trust, audit: { ...audit, runId: runId ?? w.state.config.accountId, inFlight: false } };
   w.commands.push({ type: 'LoadTrust', accountId: w.state.config.accountId });
   flushAudit(w);
 }
 
-function onStarted(w: Work, continued: boolean, features: GuardFeatures | undefined, chainId: string | undefined): void {
+function onStarted(w: Work, continued: boolean, features: GuardFeatures | undefined, runId: string | undefined): void {
   w.state = { ...w.state, features: features ?? { watcher: false, coarseSearchAttributes: false } };
-  startTrust(w, chainId);
+  startTrust(w, runId);
   // Every run starts its own watcher: a previous run's watcher stops when its run ends (its heartbeat finds it gone).
   if (watching(w.state)) startWatcher(w);
   if (!continued) {
@@ -1245,6 +1260,9 @@ function onWatcherObserved(w: Work, raw: unknown): void {
     if (seen.ordersOpened > 0 && w.state.breaker.name === 'Triggered') startPass(w, venue, 'cancel');
   }
   if (wc.failures > 0) addEvents(w, [{ type: 'WatcherRestored', at: w.at, generation: wc.generation }]);
+  // The watcher found a trip in the audit log that this run does not know (a history reset, a restart): the guard
+  // reads the log itself, through its trusted activity, and trips if it is so (onTrustLoaded).
+  if (o.latched === true && w.state.trust && w.state.breaker.name !== 'Triggered') w.commands.push({ type: 'LoadTrust', accountId: w.state.config.accountId });
   // The first words of a watcher started for a Triggered guard: its order streams are up from here on, so one sweep
   // now covers orders placed between the trip's passes and that subscription.
   if (!wc.spoke && wc.triggered && w.state.breaker.name === 'Triggered') for (const venue of w.state.config.venues) startPass(w, venue, 'cancel');
@@ -1302,7 +1320,7 @@ export function decide(state: GuardState, message: GuardMessage): Decision {
   let reply: GuardReply | undefined;
   switch (message.type) {
     case 'Started':
-      onStarted(w, message.continued, message.features, message.chainId);
+      onStarted(w, message.continued, message.features, message.runId);
       break;
     case 'ReportReceived':
       reply = onReport(w, message.report, message.validating);

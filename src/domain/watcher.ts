@@ -22,7 +22,7 @@ export const FEED_MODES = ['streaming', 'polling'] as const;
 export type FeedMode = (typeof FEED_MODES)[number];
 
 /** Why the watcher spoke. */
-export const OBSERVATION_REASONS = ['start', 'level', 'breach', 'feed', 'orders', 'snapshot'] as const;
+export const OBSERVATION_REASONS = ['start', 'level', 'breach', 'feed', 'orders', 'snapshot', 'latched'] as const;
 export type ObservationReason = (typeof OBSERVATION_REASONS)[number];
 
 /** The health of one venue's feed, as the watcher measures it on its own clock. */
@@ -53,6 +53,12 @@ export interface WatcherObservation {
   /** The level the watcher computed (informational: the guard values the account again itself). */
   level: RiskLevel | null;
   venues: Record<string, WatchedVenue>;
+  /**
+   * The audit log holds a trip of this account that no reset cleared, while this watcher was started for an untripped
+   * guard: its history was reset to before the trip, or the guard restarted. Only a hint (any client can send this
+   * signal): the guard then reads the audit log itself, through its trusted `loadTrust`, and trips if it is so.
+   */
+  latched?: boolean;
 }
 
 /** Everything a watcher needs, built by the guard from its config. Carries no secrets. */
@@ -135,6 +141,7 @@ function observationSchema(venues: readonly string[]) {
           }
         }
       }).pipe(z.record(z.string(), watchedVenueSchema)),
+      latched: z.boolean().optional(),
     },
     '{"generation": 1, "reason": "snapshot", "level": "ok", "venues": {...}}',
   );

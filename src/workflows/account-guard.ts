@@ -285,8 +285,8 @@ export async function accountGuard(input: GuardInput): Promise<void> {
   // update buffered since the continue-as-new runs as soon as its handler exists, and if it tripped the breaker
   // first, the restart would issue that new trip's passes and alert a second time.
   const startedFirst = start.continued && patched('started-before-handlers');
-  const chainId = workflowInfo().firstExecutionRunId;
-  if (startedFirst) dispatch({ type: 'Started', at: now(), continued: true, features: features(), ...(trusted ? { chainId } : {}) });
+  const runId = workflowInfo().runId;
+  if (startedFirst) dispatch({ type: 'Started', at: now(), continued: true, features: features(), ...(trusted ? { runId } : {}) });
 
   // Handlers next, so that no message delivered with the first workflow task is missed.
   setHandler(stateQuery, () => viewOf(state));
@@ -373,7 +373,7 @@ export async function accountGuard(input: GuardInput): Promise<void> {
     if (problems.length > 0) throw ApplicationFailure.nonRetryable(`config.venues: ${clip(problems.join('; '), 400)}`, 'VenueNotBound');
   }
 
-  if (!startedFirst) dispatch({ type: 'Started', at: now(), continued: start.continued, features: features(), ...(trusted ? { chainId } : {}) });
+  if (!startedFirst) dispatch({ type: 'Started', at: now(), continued: start.continued, features: features(), ...(trusted ? { runId } : {}) });
 
   await CancellationScope.nonCancellable(async () => {
     await condition(() => workflowInfo().continueAsNewSuggested && allHandlersFinished());

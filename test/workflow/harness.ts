@@ -29,7 +29,8 @@ import { payloadConverterPath } from '../../src/worker-factory';
 import { pollUntil } from '../../tooling/poll';
 import { RehearsalKey, rehearsalKey, rehearsalTrustAnchor } from '../../tooling/rehearsal-trust';
 import type { AuditEntry } from '../../src/domain/audit';
-import type { TrustView } from '../../src/domain/trust';
+import type { OperatorActionName, TrustView } from '../../src/domain/trust';
+import type { TrustAnchor } from '../../src/trust/anchor';
 import { append as appendAudit } from '../../src/audit/log';
 import { TrustLoad, loadTrustFor } from '../../src/trust/load';
 
@@ -294,13 +295,31 @@ export class TrustStub {
   readonly operatorKeys: RehearsalKey[] = [this.alice, this.bob, this.carol];
   readonly auditDir = mkdtempSync(join(tmpdir(), 'breaker-audit-'));
   private readonly approvals = new Map<string, TrustView['approval']>();
+  private readonly roles = new Map<string, Record<string, OperatorActionName[]>>();
   private readonly bots = new Map<string, TrustView['bots']>();
   private failWith: string | null = null;
-  readonly anchor = rehearsalTrustAnchor({
+  private readonly everyAction = rehearsalTrustAnchor({
     operators: this.operatorKeys.map((key) => ({ key })),
     approval: (accountId) => this.approvals.get(accountId) ?? null,
     bots: (accountId) => this.bots.get(accountId) ?? null,
   });
+  /** The rehearsal anchor, with the roles set by {@link setRoles}. */
+  readonly anchor: TrustAnchor = {
+    source: this.everyAction.source,
+    hasAnyAccount: true,
+    accounts: () => [],
+    viewOf: (accountId) => {
+      const view = this.everyAction.viewOf(accountId);
+      const roles = this.roles.get(accountId);
+      return roles ? { ...view, operators: view.operators.map((o) => ({ ...o, actions: roles[o.id] ?? o.actions })) } : view;
+    },
+  };
+
+  /** The actions each named operator may take on this account (others keep every action). */
+  setRoles(accountId: string, roles: Record<string, OperatorActionName[]>): this {
+    this.roles.set(accountId, roles);
+    return this;
+  }
 
   /** Resets and disables of this account need a second operator, within `windowSeconds`. */
   requireApproval(accountId: string, windowSeconds = 900): this {
