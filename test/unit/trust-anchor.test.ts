@@ -46,7 +46,7 @@ describe('parseTrustAnchor', () => {
       accountId: 'acct-1',
       listed: true,
       venues: ['binance-spot', 'binance-usdm'],
-      operators: content.accounts['acct-1'].operators,
+      operators: [example().accounts['acct-1'].operators[0], { ...example().accounts['acct-1'].operators[1], actions: ['halt', 'reset', 'disable'] }],
       approval: { actions: ['reset', 'disable'], windowSeconds: 900 },
       bots: [{ id: 'mm-bot', publicKey: bot, venues: ['binance-spot'] }],
       source: 'test',

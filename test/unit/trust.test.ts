@@ -224,7 +224,7 @@ describe('authenticateReport', () => {
     ['changed balance after signing', trust, { ...signed(), balances: { USDT: '9999.00', BTC: '0.1' } }, 'binance-spot', /report.auth.signature: does not match bot "mm-bot"/],
     ['changed seq after signing', trust, { ...signed(), seq: 8 }, 'binance-spot', /report.auth.signature/],
     ['field added after signing', trust, { ...signed(), prices: { BTC: '1' } }, 'binance-spot', /report.auth.signature/],
-    ['field removed after signing', trust, (({ asOf: _asOf, ...r }) => r)(signed()), 'binance-spot', /report.auth.signature/],
+    ['field removed after signing', trust, (({ asOf: _asOf, ...r }) => r)(signed() as typeof report & { auth: unknown }), 'binance-spot', /report.auth.signature/],
     ['signed for another account', trust, signed(report, 'mm-bot', signReport(report, mmBot.secretKey, 'acct-2')), 'binance-spot', /report.auth.signature/],
     ["signed by another key under the bot's name", trust, signed(report, 'mm-bot', signReport(report, mallory.secretKey)), 'binance-spot', /report.auth.signature/],
     ['an operator action signature presented as a report signature', trust, signed(report, 'mm-bot', sign({ ...base, secretKey: mmBot.secretKey }).signature), 'binance-spot', /report.auth.signature/],
