@@ -36,7 +36,7 @@ export interface SignOperatorRequestInput {
 /**
  * The request to send for an operator action, signed: `{ operator, reason, ...args, auth: { nonce, expiresAt,
  * signature } }`. Operator and reason are trimmed first, as the guard trims them before checking.
- * @throws Error for a ttl outside 1..MAX_SIGNED_VALIDITY_SECONDS
+ * @throws Error for a ttl outside 1..MAX_SIGNED_VALIDITY_SECONDS, or args naming operator, reason or auth
  */
 export function signOperatorRequest(input: SignOperatorRequestInput): Record<string, unknown> {
   const ttl = input.ttlSeconds ?? DEFAULT_SIGNED_TTL_SECONDS;
@@ -46,6 +46,10 @@ export function signOperatorRequest(input: SignOperatorRequestInput): Record<str
   const operator = input.operator.trim();
   const reason = input.reason.trim();
   const args = input.args ?? {};
+  // The guard takes the action's arguments to be every field but these three: an argument of the same name would
+  // replace the signed operator or reason in the request and make it one the guard refuses.
+  const reserved = ['operator', 'reason', 'auth'].filter((k) => Object.prototype.hasOwnProperty.call(args, k));
+  if (reserved.length > 0) throw new Error(`args: ${reserved.join(', ')} belong to the request itself, not to the action's arguments`);
   const nonce = randomBytes(16).toString('base64url');
   const expiresAt = new Date((input.now ?? new Date()).getTime() + ttl * 1000).toISOString();
   const signature = signEd25519(input.secretKey, operatorActionMessage({ accountId: input.accountId, action: input.action, args, operator, reason, nonce, expiresAt }));
@@ -66,7 +70,12 @@ export function signBotReport<R extends object>(accountId: string, report: R, bo
  * @throws Error naming the file and what is wrong
  */
 export function readKeyFile(path: string): KeyFile {
-  const mode = statSync(path).mode & 0o777;
+  let mode: number;
+  try {
+    mode = statSync(path).mode & 0o777;
+  } catch (err) {
+    throw new Error(`key file ${path}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
   if ((mode & 0o077) !== 0) {
     throw new Error(`key file ${path}: permissions ${mode.toString(8).padStart(4, '0')} are too open; it holds a secret key: chmod 600 ${path}`);
   }
@@ -80,6 +89,12 @@ export function readKeyFile(path: string): KeyFile {
   if (k.kind !== 'portfolio-breaker-ed25519' || typeof k.id !== 'string' || typeof k.secretKey !== 'string' || typeof k.publicKey !== 'string') {
     throw new Error(`key file ${path}: not a portfolio-breaker key file (kind, id, secretKey, publicKey expected; breaker keygen writes one)`);
   }
-  if (publicKeyOf(k.secretKey) !== k.publicKey) throw new Error(`key file ${path}: its publicKey is not the secretKey's`);
+  let derived: string;
+  try {
+    derived = publicKeyOf(k.secretKey);
+  } catch {
+    throw new Error(`key file ${path}: secretKey is not a base64 Ed25519 secret key (32 bytes)`);
+  }
+  if (derived !== k.publicKey) throw new Error(`key file ${path}: its publicKey is not the secretKey's`);
   return k as KeyFile;
 }
