@@ -5,8 +5,11 @@
  *   breaker start <account> --capital 10000 --venues binance-spot,binance-usdm
  *   breaker state <account> [--json]        breaker events <account> [--json]
  *   breaker report <account> '<json>'       breaker list [--state Triggered]
- *   breaker reset|disable|enable|halt <account> --operator <name> --reason <text>
- *   breaker resync-seq <account> --venue <id> --seq <n|any> --operator <name> --reason <text>
+ *   breaker reset|disable|enable|halt <account> --key <key file> --reason <text>   (signed with the operator's key)
+ *   breaker resync-seq <account> --venue <id> --seq <n|any> --key <key file> --reason <text>
+ *   breaker approve <account> --request <id> --key <key file> --reason <text>     breaker pending <account>
+ *   breaker keygen --out <file> --operator <id>     breaker sign <account> <action> --key <file> --reason <text>
+ *   breaker audit verify [account]     breaker audit show <account>     breaker watch [--once]
  */
 import { readFileSync } from 'node:fs';
 import { Client, Connection, WorkflowUpdateFailedError } from '@temporalio/client';
@@ -15,6 +18,11 @@ import { GuardStateView, TASK_QUEUE } from '../api/contract';
 import { BreakerClient } from '../client';
 import { Decimal, formatUsd } from '../domain/money';
 import { loadTemporalConnection } from '../temporal-connection';
+import { payloadCodecsFromEnv } from '../codec/encryption';
+import { readKeyFile } from '../trust/sign-request';
+import { registerAuditCommands } from './audit';
+import { registerKeyCommands } from './keys';
+import { registerWatchCommand } from './watch';
 
 /** Connection flags override Temporal's environment configuration (src/temporal-connection.ts); unset, it decides. */
 interface GlobalOptions {
@@ -24,11 +32,21 @@ interface GlobalOptions {
   taskQueue: string;
 }
 
-async function connect(opts: GlobalOptions): Promise<{ breaker: BreakerClient; close: () => Promise<void> }> {
+async function connect(opts: GlobalOptions, operatorKeyFile?: string): Promise<{ breaker: BreakerClient; close: () => Promise<void> }> {
+  // The key first: a key file others can read is refused before anything is sent.
+  const key = operatorKeyFile ? readKeyFile(operatorKeyFile) : undefined;
+  const { client, close } = await clientFor(opts);
+  const operatorKeys = key ? [{ id: key.id, secretKey: key.secretKey }] : [];
+  return { breaker: new BreakerClient(client, opts.taskQueue, { operatorKeys }), close };
+}
+
+/** A Temporal client as the flags and environment say; with BREAKER_CODEC_KEYS, payloads encrypted as the workers expect. */
+async function clientFor(opts: GlobalOptions): Promise<{ client: Client; close: () => Promise<void> }> {
   const temporal = loadTemporalConnection(process.env, { address: opts.address, namespace: opts.namespace, profile: opts.profile });
   const connection = await Connection.connect({ ...temporal.clientConnectOptions, connectTimeout: 5_000 });
-  const client = new Client({ connection, namespace: temporal.namespace });
-  return { breaker: new BreakerClient(client, opts.taskQueue), close: () => connection.close() };
+  // A payload this operator cannot decrypt is an error here (not a silently refused value).
+  const client = new Client({ connection, namespace: temporal.namespace, dataConverter: { payloadCodecs: payloadCodecsFromEnv(process.env, { onRefused: 'throw' }) } });
+  return { client, close: () => connection.close() };
 }
 
 /** Prints a state for people: the figures an operator looks for first, then per-venue shutdown progress. */
@@ -44,7 +62,17 @@ export function formatState(s: GuardStateView): string {
     ...(s.blind ? [`BLIND          since ${s.blind.since} (policy ${s.blind.policy}): ${s.blind.reason}`] : []),
     ...(s.unpriced.length > 0 ? [`unpriced       ${s.unpriced.map((u) => `${u.venue} ${u.amount} ${u.asset} since ${u.since}`).join(', ')}`] : []),
     ...(s.alertsPending > 0 ? [`alerts         ${s.alertsPending} not yet delivered`] : []),
-    `reports        ${s.counters.reportsAccepted} accepted, ${s.counters.reportsDuplicate} duplicate, ${s.counters.reportsStale} stale, ${s.counters.reportsRejected} rejected`,
+    `reports        ${s.counters.reportsAccepted} accepted, ${s.counters.reportsDuplicate} duplicate, ${s.counters.reportsStale} stale, ${s.counters.reportsRejected} rejected${s.counters.reportsUnauthenticated ? ` (${s.counters.reportsUnauthenticated} unsigned or forged)` : ''}`,
+    ...(s.trust
+      ? [
+          `trust          ${s.trust.listed ? `operators ${s.trust.operators.map((o) => `${o.id} (${o.actions.join(' ')})`).join(', ') || 'none'}` : 'account NOT listed in the anchor: no operator may act'}` +
+            `${s.trust.approvalRequiredFor.length > 0 ? `; second approver for ${s.trust.approvalRequiredFor.join(', ')}` : ''}${s.trust.botsSignReports ? '; reports must be signed' : ''}` +
+            `${s.trust.lastError ? `; ANCHOR UNREADABLE: ${s.trust.lastError}` : ''}`,
+        ]
+      : []),
+    ...s.pendingApprovals.map((p) => `pending        ${p.action} by ${p.operator} (${p.reason}), request ${p.id}, until ${p.expiresAt}: needs another operator's approve`),
+    ...(s.counters.operatorRequestsRefused ? [`refused        ${s.counters.operatorRequestsRefused} operator request(s) failed the trust checks (see events)`] : []),
+    ...(s.audit?.failedSince ? [`AUDIT          ${s.audit.pending} entries not written since ${s.audit.failedSince}: ${s.audit.lastError}`] : []),
   ];
   const venues = Object.entries(s.shutdown);
   if (venues.length > 0) {
@@ -65,10 +93,20 @@ function parseJsonArgument(text: string): unknown {
   }
 }
 
+/** `--key`: the operator's key file (breaker keygen), or BREAKER_OPERATOR_KEY. */
+const keyOption = () => new Option('--key <file>', "the operator's key file (breaker keygen writes one; mode 0600)").env('BREAKER_OPERATOR_KEY').makeOptionMandatory();
+
+/** The operator a request names: --operator, else the key file's id. */
+function operatorOf(o: { key: string; operator?: string }): string {
+  return o.operator ?? readKeyFile(o.key).id;
+}
+
 /** Runs a command with a connection, turning Temporal's rejections into one clear line and exit code 2. */
 function action<A extends unknown[]>(program: Command, fn: (breaker: BreakerClient, ...args: A) => Promise<void>) {
   return async (...args: A) => {
-    const { breaker, close } = await connect(program.opts<GlobalOptions>());
+    // Commander passes the command's options second to last: an operator command's --key signs its request.
+    const options = args[args.length - 2] as { key?: string } | undefined;
+    const { breaker, close } = await connect(program.opts<GlobalOptions>(), typeof options?.key === 'string' ? options.key : undefined);
     try {
       await fn(breaker, ...args);
     } catch (err) {
@@ -179,29 +217,58 @@ export function buildProgram(): Command {
       .description(
         { reset: 'leave Triggered (the only way out)', disable: 'switch the breaker off', enable: 'switch it back on', halt: 'trip the breaker now (manual kill switch)' }[verb],
       )
-      .requiredOption('--operator <name>', 'who is doing this')
+      .addOption(keyOption())
+      .option('--operator <id>', "the operator's id in the trust anchor (default: the key file's id)")
       .requiredOption('--reason <text>', 'why, for the audit trail')
       .action(
-        action(program, async (breaker, account: string, o: { operator: string; reason: string }) => {
-          const state = await breaker[verb](account, { operator: o.operator, reason: o.reason });
+        action(program, async (breaker, account: string, o: { key: string; operator?: string; reason: string }) => {
+          const state = await breaker[verb](account, { operator: operatorOf(o), reason: o.reason });
           console.log(formatState(state));
         }),
       );
   }
   program
+    .command('approve <account>')
+    .description("approve another operator's pending reset or disable (accounts whose anchor asks for a second approver)")
+    .requiredOption('--request <id>', 'the pending request id (breaker pending <account>)')
+    .addOption(keyOption())
+    .option('--operator <id>', "the operator's id in the trust anchor (default: the key file's id)")
+    .requiredOption('--reason <text>', 'why, for the audit trail')
+    .action(
+      action(program, async (breaker, account: string, o: { request: string; key: string; operator?: string; reason: string }) => {
+        console.log(formatState(await breaker.approve(account, { operator: operatorOf(o), reason: o.reason, requestId: o.request })));
+      }),
+    );
+  program
+    .command('pending <account>')
+    .description('requests waiting for a second operator')
+    .option('--json', 'print as JSON')
+    .action(
+      action(program, async (breaker, account: string, o: { json?: boolean }) => {
+        const pending = (await breaker.state(account)).pendingApprovals;
+        if (o.json) console.log(JSON.stringify(pending, null, 2));
+        else if (pending.length === 0) console.log('no pending requests');
+        else for (const p of pending) console.log(`${p.id}  ${p.action} by ${p.operator} at ${p.requestedAt}, expires ${p.expiresAt}: ${p.reason}`);
+      }),
+    );
+  program
     .command('resync-seq <account>')
     .description("set a venue's last accepted seq (after a bot restarted its sequence, or a runaway seq)")
     .requiredOption('--venue <id>', 'the venue id')
     .requiredOption('--seq <n|any>', 'the last seq to consider accepted, or "any" to accept the next report whatever its seq')
-    .requiredOption('--operator <name>', 'who is doing this')
+    .addOption(keyOption())
+    .option('--operator <id>', "the operator's id in the trust anchor (default: the key file's id)")
     .requiredOption('--reason <text>', 'why, for the audit trail')
     .action(
-      action(program, async (breaker, account: string, o: { venue: string; seq: string; operator: string; reason: string }) => {
+      action(program, async (breaker, account: string, o: { venue: string; seq: string; key: string; operator?: string; reason: string }) => {
         if (o.seq !== 'any' && !/^\d{1,16}$/.test(o.seq)) throw new Error(`--seq must be a whole number or "any", got ${JSON.stringify(o.seq.slice(0, 20))}`);
         const seq = o.seq === 'any' ? null : Number(o.seq);
-        console.log(formatState(await breaker.resyncSeq(account, { venue: o.venue, seq, operator: o.operator, reason: o.reason })));
+        console.log(formatState(await breaker.resyncSeq(account, { venue: o.venue, seq, operator: operatorOf(o), reason: o.reason })));
       }),
     );
+  registerKeyCommands(program);
+  registerAuditCommands(program);
+  registerWatchCommand(program, () => clientFor(program.opts<GlobalOptions>()));
   return program;
 }
 

@@ -2,15 +2,28 @@
  * Our own `breaker` command line, run as a separate process like an operator would.
  */
 import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Harness, PERP, SPOT, eventually, startHarness, uniqueAccount } from './harness';
+import { newEd25519KeyPair } from '../../src/domain/signing';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '../..');
 let h: Harness;
+/** Key files as `breaker keygen` writes them: alice's (listed by the worker's anchor) and an impostor's. */
+let aliceKey: string;
+let impostorKey: string;
+function writeKeyFile(name: string, key: { id: string; secretKey: string; publicKey: string }, mode = 0o600): string {
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'breaker-key-')), `${name}.json`);
+  writeFileSync(file, JSON.stringify({ kind: 'portfolio-breaker-ed25519', ...key }), { mode });
+  return file;
+}
 beforeAll(async () => {
   h = await startHarness('breakercli');
+  aliceKey = writeKeyFile('alice', h.trust.operatorKeys.find((k) => k.id === 'alice')!);
+  impostorKey = writeKeyFile('impostor', { id: 'alice', ...newEd25519KeyPair() });
   h.paper.exchange.seed({ spotBalances: { USDT: '6000' }, futuresBalances: { USDT: '4000' } });
 });
 afterAll(async () => {
@@ -43,17 +56,25 @@ describe('breaker CLI', () => {
     const badReport = await breaker('report', account, JSON.stringify({ venue: SPOT, seq: 2, balances: { USDT: 'lots' } }));
     expect(badReport).toMatchObject({ code: 2, stderr: expect.stringContaining('report.balances.USDT: must be a decimal string') });
 
-    const disable = await breaker('disable', account, '--operator', 'alice', '--reason', 'try');
+    const disable = await breaker('disable', account, '--key', aliceKey, '--reason', 'try');
     expect(disable).toMatchObject({ code: 2, stderr: expect.stringContaining('a Triggered breaker cannot be disabled') });
 
-    const noReason = await breaker('reset', account, '--operator', 'alice');
+    const noReason = await breaker('reset', account, '--key', aliceKey);
     expect(noReason.code).not.toBe(0);
     expect(noReason.stderr).toContain("required option '--reason <text>' not specified");
+    const noKey = await breaker('reset', account, '--reason', 'x');
+    expect(noKey.code).not.toBe(0);
+    expect(noKey.stderr).toContain("required option '--key <file>' not specified");
+    // A key of one's own, claiming to be alice: the guard refuses it and records the attempt.
+    const impostor = await breaker('reset', account, '--key', impostorKey, '--reason', 'trust me');
+    expect(impostor).toMatchObject({ code: 2, stderr: expect.stringContaining('signature does not match') });
+    const exposed = await breaker('reset', account, '--key', writeKeyFile('exposed', h.trust.operatorKeys[0]!, 0o644), '--reason', 'x');
+    expect(exposed).toMatchObject({ code: 2, stderr: expect.stringContaining('too open') });
 
     const listed = await breaker('list', '--state', 'Triggered');
     expect(listed.stdout).toContain(`guard-${account}`);
 
-    const reset = await breaker('reset', account, '--operator', 'alice', '--reason', 'reviewed; capital rebased by ops');
+    const reset = await breaker('reset', account, '--key', aliceKey, '--reason', 'reviewed; capital rebased by ops');
     expect(reset.code).toBe(0);
     const events = await breaker('events', account, '--json');
     expect(JSON.parse(events.stdout).map((e: { type: string }) => e.type)).toContain('CircuitBreakerReset');
