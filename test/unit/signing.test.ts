@@ -3,7 +3,10 @@
  * Ed25519 for signatures (so the bytes are the standard ones any client library produces), and hand-written
  * expectations for canonical JSON.
  */
+import { spawnSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   BOT_REPORT_DOMAIN,
   OPERATOR_ACTION_DOMAIN,
@@ -20,6 +23,7 @@ import {
   toBase64,
   verifyEd25519,
 } from '../../src/domain/signing';
+import { TrustView, authenticateOperator, authenticateReport } from '../../src/domain/trust';
 import { seededRandom } from '../../tooling/paper/faults';
 
 /** The project's seeded generator (mulberry32), so that every run replays the same sequence. */
@@ -328,5 +332,54 @@ describe('keys', () => {
     expect(keyIdOf('ab+/cdEF0123456789xyz=')).toBe('abcdEF012345');
     const { publicKey } = newEd25519KeyPair();
     expect(keyIdOf(publicKey)).toMatch(/^[A-Za-z0-9]{12}$/);
+  });
+});
+
+/**
+ * docs/signing.md's worked examples, parsed out of the page: fenced blocks whose info string names them
+ * (```json operator-request), so that the page cannot drift from the code.
+ */
+describe('docs/signing.md', () => {
+  const page = readFileSync(join(__dirname, '../../docs/signing.md'), 'utf8');
+  const block = (name: string): string => {
+    const found = new RegExp(`^\`\`\`\\w+ ${name}\\n([\\s\\S]*?)\\n\`\`\`$`, 'm').exec(page);
+    if (!found) throw new Error(`docs/signing.md has no block named ${name}`);
+    return found[1]!;
+  };
+  const secretKey = block('example-secret-key');
+  const publicKey = block('example-public-key');
+
+  test('the example key pair is RFC 8032 test vector 1, and its public key is the secret\'s', () => {
+    expect(Buffer.from(secretKey, 'base64').toString('hex')).toBe('9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60');
+    expect(publicKeyOf(secretKey)).toBe(publicKey);
+  });
+
+  test('the operator request: its message is the one shown, its signature verifies and the guard accepts it', () => {
+    const { operator, reason, auth, ...args } = JSON.parse(block('operator-request'));
+    const message = operatorActionMessage({ accountId: 'acct-1', action: 'resyncSeq', args, operator, reason, nonce: auth.nonce, expiresAt: auth.expiresAt });
+    expect(new TextDecoder().decode(message)).toBe(block('operator-message'));
+    expect(verifyEd25519(publicKey, auth.signature, message)).toBe(true);
+    expect(signEd25519(secretKey, message)).toBe(auth.signature);
+    const trust: TrustView = { accountId: 'acct-1', listed: true, venues: ['binance-spot'], operators: [{ id: 'alice', publicKey, actions: ['resyncSeq'] }], approval: null, bots: null, source: 'docs' };
+    expect(authenticateOperator({ trust, accountId: 'acct-1', action: 'resyncSeq', permission: 'resyncSeq', args, operator, reason, auth, usedNonces: {}, at: '2026-01-01T00:00:00.000Z' }).ok).toBe(true);
+  });
+
+  test('the bot report: its message is the one shown and the guard accepts it', () => {
+    const report = JSON.parse(block('bot-report'));
+    const { auth, ...rest } = report;
+    expect(new TextDecoder().decode(botReportMessage('acct-1', rest))).toBe(block('bot-message'));
+    const trust: TrustView = { accountId: 'acct-1', listed: true, venues: ['binance-spot'], operators: [], approval: null, bots: [{ id: auth.bot, publicKey, venues: ['binance-spot'] }], source: 'docs' };
+    expect(authenticateReport(trust, 'acct-1', report, 'binance-spot')).toEqual({ ok: true, bot: 'mm-bot' });
+  });
+
+  const python = spawnSync('python3', ['-c', 'import cryptography'], { encoding: 'utf8' });
+  (python.status === 0 ? test : test.skip)('the Python snippet prints the example signature and a report the guard accepts (needs python3 and cryptography)', () => {
+    const snippet = /^```python\n([\s\S]*?)\n```$/m.exec(page)![1]!;
+    const run = spawnSync('python3', ['-c', snippet], { encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    const [signature, json] = run.stdout.trim().split('\n');
+    const expected = JSON.parse(block('bot-report'));
+    expect(signature).toBe(expected.auth.signature);
+    expect(JSON.parse(json!)).toEqual(expected);
   });
 });
