@@ -196,7 +196,10 @@ export async function accountGuard(input: GuardInput): Promise<void> {
   async function settle<T>(effect: Promise<T>, done: (result: T) => GuardMessage, failed: (failure: { type: string; message: string }) => GuardMessage) {
     let message: GuardMessage;
     try {
-      message = done(await effect);
+      const result = await effect;
+      // An answer this deployment cannot decode (a worker without the history key, i.e. not one of ours, answering our
+      // activities): a failure, never a result: "0 open orders" from a rogue worker must not make the guard believe it.
+      message = isUndecodable(result) ? failed({ type: 'UndecodableResult', message: `the activity's result could not be decoded (${result.error}); was it answered by a worker of this deployment?` }) : done(result);
     } catch (err) {
       message = failed(failureOf(err));
     }
