@@ -44,12 +44,12 @@ describe('operator requests', () => {
     ['65-character operator', { ...valid, operator: 'o'.repeat(65) }, 'reset', 'reset.operator: must be at most 64 characters, got 65 characters'],
     ['501-character reason', { ...valid, reason: 'r'.repeat(501) }, 'reset', 'reset.reason: must be at most 500 characters, got 501 characters'],
     ['2 MB reason', { ...valid, reason: 'r'.repeat(MB2) }, 'reset', 'reset.reason: must be at most 500 characters, got 2097152 characters'],
-    ['unknown field', { ...valid, force: true }, 'reset', 'reset: unknown field "force"; allowed fields: operator, reason'],
+    ['unknown field', { ...valid, force: true }, 'reset', 'reset: unknown field "force"; allowed fields: operator, reason, auth'],
     ['null', null, 'reset', 'reset: must be an object such as {"operator": "alice", "reason": "..."}, got null'],
     ['a string', 'alice', 'reset', 'reset: must be an object such as {"operator": "alice", "reason": "..."}, got "alice"'],
     ['nothing', undefined, 'reset', 'reset: is required'],
     ['an array', [valid], 'reset', 'reset: must be an object such as {"operator": "alice", "reason": "..."}, got an array of 1 item'],
-    ['prototype keys', JSON.parse('{"operator": "a", "reason": "b", "__proto__": {"admin": true}}'), 'reset', 'reset: unknown field "__proto__"; allowed fields: operator, reason'],
+    ['prototype keys', JSON.parse('{"operator": "a", "reason": "b", "__proto__": {"admin": true}}'), 'reset', 'reset: unknown field "__proto__"; allowed fields: operator, reason, auth'],
   ])('rejects %s', (_label, raw, action, message) => {
     const error = errorOf(raw, action);
     if (typeof message === 'string') expect(error).toBe(message);
@@ -75,7 +75,7 @@ describe('operator requests', () => {
     it.each<[string, unknown, string]>([
       ['missing', valid, 'close.venue: is required'],
       ['wrong', { ...valid, venue: 'kraken' }, 'close.venue: must be one of "binance-spot", "binance-usdm", got "kraken"'],
-      ['and an unknown one', { ...valid, venue: 'binance-spot', side: 'long' }, 'close: unknown field "side"; allowed fields: operator, reason, venue'],
+      ['and an unknown one', { ...valid, venue: 'binance-spot', side: 'long' }, 'close: unknown field "side"; allowed fields: operator, reason, auth, venue'],
     ])('rejects them %s', (_label, raw, message) => {
       const parsed = parseOperatorRequest(raw, 'close', extra);
       expect(parsed).toEqual({ ok: false, error: message });
@@ -101,7 +101,7 @@ describe('resync requests', () => {
     ['missing venue', { seq: 3 }, 'resync.venue: is required: one of "binance-spot", "binance-usdm"'],
     ['unknown venue', { venue: 'kraken', seq: 3 }, 'resync.venue: must be one of "binance-spot", "binance-usdm", got "kraken"'],
     ['2 MB venue', { venue: 'v'.repeat(MB2), seq: 3 }, `resync.venue: must be one of "binance-spot", "binance-usdm", got "${'v'.repeat(64)}…(2097152 characters)"`],
-    ['unknown field', { venue: 'binance-spot', seq: 3, force: true }, 'resync: unknown field "force"; allowed fields: operator, reason, venue, seq'],
+    ['unknown field', { venue: 'binance-spot', seq: 3, force: true }, 'resync: unknown field "force"; allowed fields: operator, reason, auth, venue, seq'],
   ])('rejects %s', (_label, fields, message) => {
     expect(parseResyncRequest({ ...valid, ...fields }, venues)).toEqual({ ok: false, error: message });
   });

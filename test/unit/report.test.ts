@@ -12,7 +12,7 @@ const venues = ['binance-spot', 'binance-usdm'];
 const valid = { venue: 'binance-spot', seq: 1, balances: { USDT: '4000', BTC: '0.1' }, prices: { BTC: '40000' } };
 const position = { symbol: 'BTC/USDT:USDT', side: 'long', contracts: '0.1', unrealizedPnl: '-21.5' };
 const SEQ_RANGE = 'must be a whole number from 0 to 9007199254740991';
-const ALLOWED = 'allowed fields: venue, seq, asOf, balances, prices, positions';
+const ALLOWED = 'allowed fields: venue, seq, asOf, balances, prices, positions, auth';
 const ASSET_RULE = 'asset names are 1-20 upper-case letters and digits, e.g. "BTC"';
 const MB2 = 2 * 1024 * 1024;
 
