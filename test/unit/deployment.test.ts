@@ -6,6 +6,7 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { SEARCH_ATTRIBUTE_DEFINITIONS } from '../../src/api/contract';
 import { credentialsFor, loadVenueSpecs } from '../../src/exchanges/venues';
+import { anchorVenueProblems, loadTrustAnchor } from '../../src/trust/anchor';
 import { TEMPORAL_CLI_WHEEL } from '../../tooling/temporal/binaries';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -58,6 +59,17 @@ describe('docker-compose.yml', () => {
     const example = path.join(ROOT, hostDir!, 'venues.example.json');
     const specs = loadVenueSpecs({ BREAKER_VENUES_FILE: example });
     expect(specs.map((s) => s.id)).toEqual(['binance-spot', 'binance-usdm']);
+  });
+
+  it('mounts a trust anchor whose example parses and binds the example venues, and keeps the audit log on a volume', () => {
+    const [hostDir, containerDir] = worker!.volumes![0]!.split(':');
+    expect(worker!.environment!.BREAKER_TRUST_FILE!.startsWith(`${containerDir}/`)).toBe(true);
+    const anchor = loadTrustAnchor({ BREAKER_TRUST_FILE: path.join(ROOT, hostDir!, 'trust.example.json') });
+    expect(anchor.accounts()).toEqual(['acct-1']);
+    expect(anchorVenueProblems(anchor, loadVenueSpecs({ BREAKER_VENUES_FILE: path.join(ROOT, hostDir!, 'venues.example.json') }))).toEqual([]);
+    const audit = worker!.volumes!.find((v) => v.split(':')[1] === worker!.environment!.BREAKER_AUDIT_DIR);
+    expect(audit).toBeDefined();
+    expect(Object.keys(compose.volumes)).toContain(audit!.split(':')[0]);
   });
 
   it('publishes the unauthenticated dev server and Web UI on loopback unless told otherwise', () => {
