@@ -1096,8 +1096,8 @@ function onTrustLoaded(w: Work, raw: unknown): void {
       MAX_ERROR_CHARS,
     );
     const v = w.state.lastValuation;
+    // Alerted like every trip, once, by the shutdown it starts.
     applyTransition(w, transition(w.state.breaker, { type: 'TripRecalled', at: w.at, reason, lossPct: v?.lossPct ?? null, totalValue: v?.totalValue ?? null }, w.state.config));
-    raiseAlert(w, 'CircuitBreakerTriggered', reason);
   }
 }
 

@@ -293,6 +293,12 @@ describe('loading the trust anchor', () => {
 describe('the audit log’s latch', () => {
   const latched = (seconds: number, latchAt?: string) => loaded(seconds, loadOf(viewWith(), { tripped: true, ...(latchAt ? { at: latchAt } : {}), reason: 'loss 7.2 %' }));
 
+  it('a recalled trip raises exactly one CircuitBreakerTriggered alert, like every other trip', () => {
+    const d = decide(trusted(), latched(5, '2025-12-31T23:00:00.000Z'));
+    expect(alertKinds(d.commands)).toEqual(['CircuitBreakerTriggered']);
+    expect(d.state.alerts.pending).toHaveLength(1);
+  });
+
   it('a tripped latch on a guard whose breaker never changed trips it (recalled): shutdown, alert, audit entry', () => {
     const before = trusted();
     expect(before.breakerChangedAt).toBeUndefined();
