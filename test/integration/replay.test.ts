@@ -14,7 +14,7 @@ const dir = path.resolve(__dirname, '../histories');
  * Today's recordings, and those of earlier versions of the guard still running somewhere (each set in a folder of its
  * own, e.g. before-watcher/: recorded before the watcher, they must keep replaying with it patched in).
  */
-const OLDER = ['before-watcher'];
+const OLDER = ['before-watcher', 'before-trust'];
 const files = [
   ...readdirSync(dir).filter((f) => f.endsWith('.json')),
   ...OLDER.flatMap((sub) => readdirSync(path.join(dir, sub)).filter((f) => f.endsWith('.json')).map((f) => path.join(sub, f))),
