@@ -32,6 +32,7 @@ import { rehearsal } from '../tooling/rehearsal-trust';
 import { InProcessBreaker } from './baseline';
 import { BenchContext } from './context';
 import { runCoreCheck } from './core-check';
+import { signatureChecks } from './signatures';
 import { recoveryWithStandby } from './recovery';
 import { bundleCeiling, reportsAgainstCeiling } from './reports-vs-ceiling';
 import { median, percentile, round } from './stats';
@@ -41,7 +42,7 @@ const LONG_REPORTS = Number(process.env.BENCH_LONG_REPORTS ?? 5_000);
 /** Reports in flight at once to the long-lived guard, as several bots (or one pipelining bot) would send them. */
 const LONG_CONCURRENCY = Number(process.env.BENCH_LONG_CONCURRENCY ?? 8); // the server admits at most 10 in-flight updates per workflow
 /** Which sections to run, e.g. BENCH_SECTIONS=1,A (default all). */
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? '1,2,3,A,B,5,detection,watched').split(',').map((x) => x.trim()));
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? '1,2,3,A,B,5,detection,watched,signatures').split(',').map((x) => x.trim()));
 const results: Record<string, unknown> = {};
 const wallBySection: Record<string, number> = {};
 const say = (line = '') => process.stdout.write(`${line}\n`);
@@ -242,6 +243,12 @@ async function main(): Promise<void> {
   // ---- B. recovery with a standby worker -----------------------------------------------------------------------
   if (SECTIONS.has('B')) await recoveryWithStandby(ctx, results, say);
   mark('B');
+
+  // ---- signatures: what authenticating operators and bots costs (bench/signatures.ts) ---------------------------
+  if (SECTIONS.has('signatures')) {
+    Object.assign(results, await signatureChecks({ client, address: server.address, workflowBundle, venues: venueClients, spot: SPOT_VENUE, say }));
+    mark('signatures');
+  }
 
   // ---- later: the streaming watcher's sections (hooks only) ----------------------------------------------------
   if (SECTIONS.has('detection')) await detectionLatency(ctx, results, say);

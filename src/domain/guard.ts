@@ -760,11 +760,11 @@ function onReport(w: Work, raw: unknown, validating = false): GuardReply {
   const parsed = parseBalanceReport(raw, w.state.config.venues);
   if (!parsed.ok) return rejectReport(w, parsed.error);
   const report = parsed.value;
-  if (w.state.features?.trust === true) {
+  // The validator leaves the signature to the handler (which records a refusal): one check per report, not two.
+  if (w.state.features?.trust === true && !validating) {
     // Checked before seq: a forged report must not move the sequence (a huge seq would make the real bot's stale).
     const signed = authenticateReport(w.state.trust?.view, w.state.config.accountId, raw as Record<string, unknown>, report.venue);
     if (!signed.ok) {
-      if (validating) return {};
       w.state = { ...w.state, counters: { ...w.state.counters, reportsUnauthenticated: (w.state.counters.reportsUnauthenticated ?? 0) + 1 } };
       return rejectReport(w, signed.error, 'UnauthenticatedReport');
     }

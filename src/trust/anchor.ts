@@ -94,7 +94,8 @@ function crossProblems(anchor: AnchorFile): string[] {
       if (allowed < 2) problems.push(`${at}.approval: "${action}" needs a second approver, but only ${allowed} operator(s) may ${action}`);
     }
     for (const [i, bot] of (a.bots ?? []).entries()) {
-      for (const venue of bot.venues) if (!a.venues.includes(venue)) problems.push(`${at}.bots.${i}.venues: "${venue}" is not one of the account's venues (${a.venues.join(', ')})`);
+      // The "*" entry names no venues (any paper venue): its bots' venues cannot be checked against them.
+      if (accountId !== ANY_ACCOUNT) for (const venue of bot.venues) if (!a.venues.includes(venue)) problems.push(`${at}.bots.${i}.venues: "${venue}" is not one of the account's venues (${a.venues.join(', ')})`);
     }
   }
   // A venue belongs to one account: two accounts naming it could each flatten (or fail to protect) the other.

@@ -635,10 +635,13 @@ describe('reports with the trust anchor', () => {
       expect(d.state.venues.perp).toMatchObject({ lastSeq: 4, holdings: { balances: { USDT: '4900' }, source: 'bot' } });
     });
 
-    it('validating: an authentication failure passes; a shape error does not', () => {
+    it('validating: the signature is left to the handler (checked once per report); a shape error is refused', () => {
+      // The validator's dry run is discarded: an unsigned report passes it, and the handler refuses and records it.
       const d = decide(base, report(1, spot(2, '5000'), true));
-      expect(d.reply).toEqual({});
-      expect(d.state.venues.spot?.lastSeq).toBeNull();
+      expect(d.reply?.rejection).toBeUndefined();
+      const handled = decide(base, report(1, spot(2, '5000')));
+      expect(handled.reply?.rejection?.type).toBe('UnauthenticatedReport');
+      expect(handled.state.venues.spot?.lastSeq).toBeNull();
       const shape = decide(base, report(1, { venue: 'spot', seq: -1, balances: {} }, true));
       expect(shape.reply?.rejection?.type).toBe('InvalidReport');
     });
