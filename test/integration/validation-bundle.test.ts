@@ -15,7 +15,7 @@ const WORKFLOWS = path.resolve(__dirname, '../fixtures/validation-workflow.ts');
 
 /** The messages that matter most, exactly (the rest are compared with Node's). */
 const EXPECTED: Record<string, string> = {
-  'report: unknown field': 'report: unknown field "foo"; allowed fields: venue, seq, asOf, balances, prices, positions',
+  'report: unknown field': 'report: unknown field "foo"; allowed fields: venue, seq, asOf, balances, prices, positions, auth',
   'report: missing venue': 'report.venue: is required',
   'report: unknown venue': 'report.venue: unknown venue "kraken"; this account has "binance-spot", "binance-usdm"',
   'report: seq -1': 'report.seq: must be a whole number from 0 to 9007199254740991, got -1',

@@ -98,14 +98,17 @@ test('a stream silent and REST failing: the watcher data grows old and the guard
   await control('/control/faults', { endpoint: '*', kind: 'http5xx' });
   const blind = await eventually(() => state(accountId), (s) => s.blind !== null, 40_000);
   expect(blind.blind!.reason).toMatch(/old|stale/);
-  expect(blind.watcher!.feeds[SPOT]!.dataAgeSeconds).toBeGreaterThan(2);
+  // No fresh data: old, or none at all when a new watcher generation (after continue-as-new: the shared test server
+  // suggests it after 60 events) has not been able to read anything since.
+  const age = blind.watcher!.feeds[SPOT]!.dataAgeSeconds;
+  expect(age === null || age > 2).toBe(true);
   await h.breaker.handle(accountId).terminate('test done');
 }, 90_000);
 
 test('an order placed after a trip, seen on the order stream, is cancelled at once (not at the next sweep)', async () => {
   seed();
   const accountId = await watchedGuard({}, { sweepIntervalSeconds: 3600 });
-  await h.breaker.halt(accountId, { operator: 'test', reason: 'late-order test' });
+  await h.breaker.halt(accountId, { operator: 'alice', reason: 'late-order test' });
   // Flat, and the watcher replaced by one that follows the order streams.
   await eventually(
     () => state(accountId),
