@@ -9,7 +9,7 @@ import { NativeConnection } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
 import { BreakerClient } from '../src/client';
 import { botReportMessage, newEd25519KeyPair, operatorActionMessage, signEd25519, verifyEd25519 } from '../src/domain/signing';
-import { OPERATOR_ACTIONS } from '../src/domain/trust';
+import { PERMISSIONS } from '../src/domain/trust';
 import { ANY_ACCOUNT, trustAnchorFrom } from '../src/trust/anchor';
 import { createGuardWorker } from '../src/worker-factory';
 import type { VenueClient } from '../src/exchanges/ccxt-factory';
@@ -57,7 +57,7 @@ export async function signatureChecks(ctx: SignatureContext): Promise<Record<str
     accounts: {
       [ANY_ACCOUNT]: {
         venues: [],
-        operators: base.operatorKeys.map((k) => ({ id: k.id, publicKey: k.publicKey, actions: [...OPERATOR_ACTIONS] })),
+        operators: base.operatorKeys.map((k) => ({ id: k.id, publicKey: k.publicKey, actions: [...PERMISSIONS] })),
         bots: [{ id: 'bench-bot', publicKey: bot.publicKey, venues: [ctx.spot] }],
       },
     },

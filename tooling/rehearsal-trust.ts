@@ -7,8 +7,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { newEd25519KeyPair } from '../src/domain/signing';
-import type { OperatorActionName, TrustView } from '../src/domain/trust';
-import { OPERATOR_ACTIONS } from '../src/domain/trust';
+import type { Permission, TrustView } from '../src/domain/trust';
+import { PERMISSIONS } from '../src/domain/trust';
 import { ANY_ACCOUNT, TrustAnchor, trustAnchorFrom } from '../src/trust/anchor';
 
 /** An operator (or bot) key pair, as a key file holds it. */
@@ -25,7 +25,7 @@ export function rehearsalKey(id: string): RehearsalKey {
 
 export interface RehearsalTrustOptions {
   /** Public keys only: a worker process needs no secret. */
-  operators: { key: Pick<RehearsalKey, 'id' | 'publicKey'>; actions?: OperatorActionName[] }[];
+  operators: { key: Pick<RehearsalKey, 'id' | 'publicKey'>; actions?: Permission[] }[];
   /** Per account (by id), when some accounts need a second approver or signed reports. */
   approval?: (accountId: string) => TrustView['approval'];
   bots?: (accountId: string) => TrustView['bots'];
@@ -34,7 +34,7 @@ export interface RehearsalTrustOptions {
 /** Every account listed, with these operators (all actions unless given), no approvals and unsigned reports unless given. */
 export function rehearsalTrustAnchor(options: RehearsalTrustOptions): TrustAnchor {
   const source = 'rehearsal anchor (tooling/rehearsal-trust.ts): every account, generated keys';
-  const operators = options.operators.map(({ key, actions }) => ({ id: key.id, publicKey: key.publicKey, actions: actions ?? [...OPERATOR_ACTIONS] }));
+  const operators = options.operators.map(({ key, actions }) => ({ id: key.id, publicKey: key.publicKey, actions: actions ?? [...PERMISSIONS] }));
   return {
     source,
     hasAnyAccount: true,
@@ -67,7 +67,7 @@ export interface Rehearsal {
 export function rehearsal(): Rehearsal {
   const dir = mkdtempSync(join(tmpdir(), 'breaker-rehearsal-'));
   const operatorKeys = [rehearsalKey('alice'), rehearsalKey('bob')];
-  const content = { accounts: { [ANY_ACCOUNT]: { venues: [], operators: operatorKeys.map(({ id, publicKey }) => ({ id, publicKey, actions: [...OPERATOR_ACTIONS] })) } } };
+  const content = { accounts: { [ANY_ACCOUNT]: { venues: [], operators: operatorKeys.map(({ id, publicKey }) => ({ id, publicKey, actions: [...PERMISSIONS] })) } } };
   const trustFile = join(dir, 'trust.json');
   writeFileSync(trustFile, JSON.stringify(content, null, 2), { mode: 0o600 });
   const auditDir = join(dir, 'audit');

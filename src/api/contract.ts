@@ -52,6 +52,12 @@ export interface GuardInput {
   config: AccountConfigInput;
   /** Carried across continue-as-new; never set it yourself. */
   state?: GuardState;
+  /**
+   * An operator's signed `configure` of this config (`{ operator, reason, auth }`, signed over `{ config: <canonical
+   * JSON of the parsed config> }`), needed when the config differs from the account's last accepted one in the audit
+   * log: without it such a guard starts Triggered. `breaker start --key` signs it.
+   */
+  signedBy?: OperatorRequest;
 }
 
 /** Search attributes the guard keeps current, so the Temporal UI and `temporal workflow list` find accounts. */

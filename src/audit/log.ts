@@ -75,6 +75,8 @@ export const AuditKind = {
   OperatorActionRefused: 'OperatorActionRefused',
   ReportRefused: 'ReportRefused',
   TripRecalled: 'TripRecalled',
+  /** A guard started with this config (`data.config`, canonical JSON): the account's limits as last accepted. */
+  GuardConfigured: 'GuardConfigured',
 } as const;
 export type AuditKind = (typeof AuditKind)[keyof typeof AuditKind];
 const KINDS: ReadonlySet<string> = new Set(Object.values(AuditKind));
@@ -212,6 +214,8 @@ export interface AuditLatch {
   eventId?: string;
   /** `data.nonce` of the `OperatorAction` records of the last {@link NONCE_WINDOW_MS}, oldest first, unique. */
   recentNonces: string[];
+  /** `data.config` of the last `GuardConfigured` record: the account's config as last accepted, canonical JSON. */
+  config?: string;
 }
 
 /** An entry that can never be written (bad id, kind, time, or a value that is not JSON). Retrying cannot help. */
@@ -836,6 +840,7 @@ export function latchOf(records: readonly AuditRecord[], now: string, windowMs: 
   if (!Number.isFinite(since)) throw new RangeError(`now must be an ISO 8601 time, got ${JSON.stringify(now)}`);
   let lastState: AuditRecord | undefined;
   const nonces = new Set<string>();
+  let config: string | undefined;
   for (const record of records) {
     switch (record.kind) {
       case AuditKind.CircuitBreakerTriggered:
@@ -848,11 +853,14 @@ export function latchOf(records: readonly AuditRecord[], now: string, windowMs: 
         if (typeof nonce === 'string' && Date.parse(record.at) >= since) nonces.add(nonce);
         break;
       }
+      case AuditKind.GuardConfigured:
+        if (typeof record.data.config === 'string') config = record.data.config;
+        break;
       default:
         break;
     }
   }
   const recentNonces = [...nonces];
-  if (lastState === undefined || lastState.kind === AuditKind.CircuitBreakerReset) return { tripped: false, recentNonces };
-  return { tripped: true, at: lastState.at, reason: lastState.why ?? lastState.what, eventId: lastState.eventId, recentNonces };
+  if (lastState === undefined || lastState.kind === AuditKind.CircuitBreakerReset) return { tripped: false, recentNonces, ...(config !== undefined ? { config } : {}) };
+  return { tripped: true, at: lastState.at, reason: lastState.why ?? lastState.what, eventId: lastState.eventId, recentNonces, ...(config !== undefined ? { config } : {}) };
 }

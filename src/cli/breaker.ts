@@ -140,9 +140,13 @@ export function buildProgram(): Command {
     .option('--auto-close', 'close positions after the cancels are confirmed', false)
     .option('--interval <seconds>', 'how often the guard values the account itself', '60')
     .option('--sweep-interval <seconds>', 'while Triggered, how often every venue is swept again', '30')
+    .option('--key <file>', "sign the config with this operator's key file: needed when it differs from the account's last accepted one")
+    .option('--reason <text>', 'why the config changes (with --key)')
     .action(
       action(program, async (breaker, account: string, o: Record<string, string | boolean>) => {
         const interval = Number(o.interval);
+        if (o.key && !o.reason) throw new Error('--reason is required with --key: why the config changes, for the audit trail');
+        const signedBy = o.key ? { operator: readKeyFile(String(o.key)).id, reason: String(o.reason) } : undefined;
         const handle = await breaker.startGuard({
           accountId: account,
           initialCapital: String(o.capital),
@@ -153,7 +157,7 @@ export function buildProgram(): Command {
           autoClosePositions: o.autoClose === true,
           valuationIntervalSeconds: interval,
           sweepIntervalSeconds: Number(o.sweepInterval),
-        });
+        }, signedBy);
         console.log(`guard ${handle.workflowId} is running`);
       }),
     );

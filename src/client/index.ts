@@ -39,6 +39,7 @@ import {
 import { AccountConfig, parseAccountConfig } from '../domain/config';
 import type { ApproveRequest } from '../domain/operator';
 import { signBotReport, signOperatorRequest } from '../trust/sign-request';
+import { canonicalJson } from '../domain/signing';
 import type { accountGuard } from '../workflows/account-guard';
 
 /** Starting a guard for an account whose guard already runs with another config. */
@@ -151,13 +152,18 @@ export class BreakerClient {
    * @throws Error with every config problem when the config is invalid (nothing is started)
    * @throws GuardConfigMismatchError when the account's guard already runs with a different config
    */
-  async startGuard(config: AccountConfigInput): Promise<WorkflowHandleWithFirstExecutionRunId<typeof accountGuard>> {
+  async startGuard(config: AccountConfigInput, signedBy?: { operator: string; reason: string }): Promise<WorkflowHandleWithFirstExecutionRunId<typeof accountGuard>> {
     const parsed = parseAccountConfig(config);
     if (!parsed.ok) throw new Error(`invalid account config: ${parsed.error}`);
+    // A config other than the account's last accepted one needs an operator's signed configure (else the guard starts
+    // Triggered): signed over the canonical JSON of the config exactly as the guard parses it.
+    const signature = signedBy ? this.signed<OperatorRequest & { config: string }>(parsed.value.accountId, 'configure', { ...signedBy, config: canonicalJson(parsed.value) }) : undefined;
+    if (signature && !signature.auth) throw new Error(`startGuard: this client holds no key of operator ${JSON.stringify(signedBy!.operator)} to sign the config with`);
+    const signedInput = signature ? { signedBy: { operator: signature.operator, reason: signature.reason, auth: signature.auth } } : {};
     const handle = await this.client.workflow.start<typeof accountGuard>('accountGuard', {
       workflowId: guardWorkflowId(parsed.value.accountId),
       taskQueue: this.taskQueue,
-      args: [{ config: parsed.value }],
+      args: [{ config: parsed.value, ...signedInput }],
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
       typedSearchAttributes: [
         { key: BreakerStateAttribute, value: 'Active' },

@@ -17,7 +17,8 @@ export type AuditKind =
   | 'OperatorAction'
   | 'OperatorActionRefused'
   | 'ReportRefused'
-  | 'TripRecalled';
+  | 'TripRecalled'
+  | 'GuardConfigured';
 
 export interface AuditEntry {
   /** Unique for ever: the id of the run that wrote it and a counter. A retried write never duplicates it. */
@@ -82,6 +83,16 @@ export function auditEntryOf(event: GuardEvent, valuation: AuditEntry['valuation
         why: event.reason,
         valuation,
         data: { nonce: event.nonce, requestId: event.requestId, expiresAt: event.expiresAt },
+      };
+    case 'GuardConfigured':
+      return {
+        kind: 'GuardConfigured',
+        at: event.at,
+        actor: event.operator !== null ? { operator: event.operator, ...(event.keyId ? { keyId: event.keyId } : {}) } : null,
+        what: event.operator !== null ? 'config changed (signed configure)' : 'first config of the account',
+        why: event.reason,
+        valuation,
+        data: { config: event.config },
       };
     case 'OperatorActionRefused':
       return { kind: 'OperatorActionRefused', at: event.at, actor: { operator: event.operator }, what: event.action, why: event.error, valuation, data: {} };

@@ -235,7 +235,7 @@ export function parseAccountConfig(raw: unknown): Parsed<AccountConfig> {
 
 /** Fields that show a config was sent bare, without the `{"config": ...}` wrapper. */
 const CONFIG_LOOKING_KEYS = ['accountId', 'initialCapital', 'venues'];
-const GUARD_INPUT_FIELDS = ['config', 'state'];
+const GUARD_INPUT_FIELDS = ['config', 'state', 'signedBy'];
 
 /**
  * Validates the guard's start input `{ config: {...}, state?: ... }`: the config as {@link parseAccountConfig} does
@@ -243,7 +243,7 @@ const GUARD_INPUT_FIELDS = ['config', 'state'];
  * here; it is handed back as unknown for the caller.
  * @returns the config with defaults and the state as sent, or one message of at most `MAX_ERROR_CHARS` characters
  */
-export function parseGuardInputConfig(raw: unknown): Parsed<{ config: AccountConfig; state: unknown }> {
+export function parseGuardInputConfig(raw: unknown): Parsed<{ config: AccountConfig; state: unknown; signedBy: unknown }> {
   if (!isPlainObject(raw)) return { ok: false, error: `input: the guard starts with {"config": {...}}, got ${got(raw)}` };
   const keys = Object.keys(raw);
   if (raw.config === undefined && keys.some((k) => CONFIG_LOOKING_KEYS.includes(k))) {
@@ -255,7 +255,7 @@ export function parseGuardInputConfig(raw: unknown): Parsed<{ config: AccountCon
   if (raw.config === undefined) problems.push('input.config: is required: the account config, as {"config": {...}}');
   else {
     const config = parseAccountConfig(raw.config);
-    if (config.ok && !problems.length) return { ok: true, value: { config: config.value, state: raw.state } };
+    if (config.ok && !problems.length) return { ok: true, value: { config: config.value, state: raw.state, signedBy: raw.signedBy } };
     if (!config.ok) problems.push(config.error);
   }
   return { ok: false, error: joinProblems(problems) };

@@ -108,6 +108,8 @@ export type GuardEvent =
   | { type: 'ObservationRejected'; at: string; error: string }
   /** A signed operator action, checked against the trust anchor and carried out. */
   | { type: 'OperatorActionAccepted'; at: string; action: string; operator: string; keyId: string; approvedBy?: string; reason: string; nonce: string; args?: string }
+  /** The account's config as accepted at a guard's start (first config, unchanged, or a signed change): the audit log keeps it. */
+  | { type: 'GuardConfigured'; at: string; operator: string | null; keyId: string | null; reason: string | null; config: string }
   /** An operator request refused: who it claimed to be, and why it was refused. Nothing else changed. */
   | { type: 'OperatorActionRefused'; at: string; action: string; operator: string; error: string }
   /** A reset or disable that needs a second operator: it waits in `pendingApprovals` until approved or expired. */
@@ -232,6 +234,11 @@ export interface TrustState {
   usedNonces: UsedNonces;
   approvals: PendingApproval[];
   lastRefusalAlertAt?: string;
+  /**
+   * Until the run's first trust load: the start input's signed configure (null when unsigned), to check the config
+   * against the account's last accepted one; then absent.
+   */
+  configToCheck?: { signedBy: unknown };
 }
 
 export interface AuditState {
@@ -316,7 +323,8 @@ export type OperatorAction = OperatorActionName | 'approve';
 
 export type GuardMessage =
   /** The run began; `continued` when it carries state from continue-as-new. */
-  | { type: 'Started'; at: string; continued: boolean; features?: GuardFeatures; runId?: string }
+  /** `signedBy`: the start input's signed `configure` (or null), checked against the audit log's last accepted config. */
+  | { type: 'Started'; at: string; continued: boolean; features?: GuardFeatures; runId?: string; signedBy?: unknown }
   /** `validating`: the update's validator asks; a missing or wrong signature then passes, so that the handler counts and records it. */
   | { type: 'ReportReceived'; at: string; report: unknown; validating?: boolean }
   /** A report whose payload could not be decoded (unknown encoding, invalid JSON such as `NaN`). */
@@ -1053,6 +1061,8 @@ interface TrustLoad {
   view: TrustView;
   latch: { tripped: boolean; at?: string; reason?: string };
   recentNonces: string[];
+  /** The account's last accepted config (canonical JSON), absent for a new account. */
+  config?: string;
 }
 
 function parseTrustLoad(raw: unknown, accountId: string): { ok: true; value: TrustLoad } | { ok: false; error: string } {
@@ -1070,6 +1080,7 @@ function parseTrustLoad(raw: unknown, accountId: string): { ok: true; value: Tru
       view: view.value,
       latch: { tripped: latch.tripped, ...(typeof latch.at === 'string' ? { at: clip(latch.at, 40) } : {}), ...(typeof latch.reason === 'string' ? { reason: clip(latch.reason, 200) } : {}) },
       recentNonces: nonces,
+      ...(typeof r.config === 'string' && r.config.length <= 16_384 ? { config: r.config } : {}),
     },
   };
 }
@@ -1085,6 +1096,7 @@ function onTrustLoaded(w: Work, raw: unknown): void {
   for (const n of recentNonces) usedNonces[n] ??= addSeconds(w.at, MAX_SIGNED_VALIDITY_SECONDS);
   w.state = { ...w.state, trust: { ...trust, view, loadedAt: w.at, failures: 0, lastError: null, usedNonces } };
   arm(w, 'trust', TRUST_REFRESH_SECONDS);
+  checkConfig(w, parsed.value.config);
   // Only a trip later than anything this run knows of its breaker: a trip this run has since reset (its reset not yet
   // in the log, or the read made before it was written) is not recalled; one from before a termination, or from
   // after the point a history reset went back to, is.
@@ -1099,6 +1111,71 @@ function onTrustLoaded(w: Work, raw: unknown): void {
     // Alerted like every trip, once, by the shutdown it starts.
     applyTransition(w, transition(w.state.breaker, { type: 'TripRecalled', at: w.at, reason, lossPct: v?.lossPct ?? null, totalValue: v?.totalValue ?? null }, w.state.config));
   }
+}
+
+/**
+ * A new run's config against the account's last accepted one (the audit log's): the same, or the account's first, is
+ * accepted; a change needs an operator's signed `configure` (start input `signedBy`). An unsigned or badly signed
+ * change (looser thresholds, more capital: a way to disarm the guard by restarting it) starts the guard Triggered.
+ */
+function checkConfig(w: Work, lastConfig: string | undefined): void {
+  const trust = w.state.trust;
+  if (!trust?.configToCheck) return;
+  const { signedBy } = trust.configToCheck;
+  w.state = { ...w.state, trust: { ...trust, configToCheck: undefined } };
+  delete w.state.trust!.configToCheck;
+  const mine = canonicalJson(w.state.config);
+  if (lastConfig === mine) return;
+  const accept = (operator: string | null, keyId: string | null, reason: string | null) =>
+    addEvents(w, [{ type: 'GuardConfigured', at: w.at, operator, keyId, reason, config: mine }]);
+  const parsed = signedBy === null || signedBy === undefined ? undefined : parseOperatorRequest(signedBy, 'configure');
+  if (parsed?.ok) {
+    const auth = authenticateOperator({
+      trust: w.state.trust!.view,
+      accountId: w.state.config.accountId,
+      action: 'configure',
+      permission: 'configure',
+      args: { config: mine },
+      operator: parsed.value.operator,
+      reason: parsed.value.reason,
+      auth: parsed.value.auth,
+      usedNonces: w.state.trust!.usedNonces,
+      at: w.at,
+    });
+    if (auth.ok) {
+      const nonce = parsed.value.auth!.nonce;
+      w.state = { ...w.state, trust: { ...w.state.trust!, usedNonces: { ...w.state.trust!.usedNonces, [nonce]: parsed.value.auth!.expiresAt } } };
+      accept(parsed.value.operator, auth.keyId, parsed.value.reason);
+      return;
+    }
+    if (lastConfig !== undefined) return refuseConfig(w, parsed.value.operator, auth.error, lastConfig, mine);
+  } else if (parsed && lastConfig !== undefined) {
+    return refuseConfig(w, '(unparsed)', parsed.error, lastConfig, mine);
+  }
+  // The account's first guard: nothing to loosen yet; its config becomes the one later changes are checked against.
+  if (lastConfig === undefined) return accept(null, null, null);
+  refuseConfig(w, '(nobody)', 'configure: unsigned: a config other than the account\'s last accepted one needs an operator\'s signed configure (breaker start --key)', lastConfig, mine);
+}
+
+/** Fields whose values differ between two canonical configs, for the reason. */
+function changedFields(before: string, after: string): string {
+  let a: Record<string, unknown> = {};
+  try {
+    a = JSON.parse(before) as Record<string, unknown>;
+  } catch {
+    return 'the config';
+  }
+  const b = JSON.parse(after) as Record<string, unknown>;
+  const fields = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => canonicalJson(a[k]) !== canonicalJson(b[k]));
+  return fields.map((k) => `${k} ${clip(canonicalJson(a[k]) ?? 'none', 24)} → ${clip(canonicalJson(b[k]) ?? 'none', 24)}`).join(', ') || 'the config';
+}
+
+function refuseConfig(w: Work, operator: string, error: string, lastConfig: string, mine: string): void {
+  refuseOperator(w, 'configure', operator, error);
+  if (w.state.breaker.name === 'Triggered') return;
+  const v = w.state.lastValuation;
+  const reason = clip(`started with a config other than the account's last accepted one (${changedFields(lastConfig, mine)}) and no valid signed configure: ${error}`, MAX_ERROR_CHARS);
+  applyTransition(w, transition(w.state.breaker, { type: 'TripRecalled', at: w.at, reason, lossPct: v?.lossPct ?? null, totalValue: v?.totalValue ?? null }, w.state.config));
 }
 
 function onTrustLoadFailed(w: Work, error: string): void {
@@ -1138,9 +1215,13 @@ function onAuditWriteFailed(w: Work, error: string): void {
 }
 
 /** A run's start with the trust anchor: its trust and audit state, and the first load of the anchor. */
-function startTrust(w: Work, runId: string | undefined): void {
+function startTrust(w: Work, runId: string | undefined, signedBy: unknown, continued: boolean): void {
   if (w.state.features?.trust !== true) return;
-  const trust: TrustState = w.state.trust ?? { failures: 0, lastError: null, usedNonces: {}, approvals: [] };
+  const trust: TrustState = {
+    ...(w.state.trust ?? { failures: 0, lastError: null, usedNonces: {}, approvals: [] }),
+    // A new run (started by a client) has its config checked at its first trust load; a continued one was checked.
+    ...(continued ? {} : { configToCheck: { signedBy } }),
+  };
   const audit: AuditState = w.state.audit ?? { runId: '', nextId: 1, pending: [], inFlight: false };
   // A write in flight when the previous run ended is sent again (idempotent by eventId); new entries carry this run's id.
   w.state = { ...w.state, trust, audit: { ...audit, runId: runId ?? w.state.config.accountId, inFlight: false } };
@@ -1148,9 +1229,9 @@ function startTrust(w: Work, runId: string | undefined): void {
   flushAudit(w);
 }
 
-function onStarted(w: Work, continued: boolean, features: GuardFeatures | undefined, runId: string | undefined): void {
+function onStarted(w: Work, continued: boolean, features: GuardFeatures | undefined, runId: string | undefined, signedBy: unknown): void {
   w.state = { ...w.state, features: features ?? { watcher: false, coarseSearchAttributes: false } };
-  startTrust(w, runId);
+  startTrust(w, runId, signedBy, continued);
   // Every run starts its own watcher: a previous run's watcher stops when its run ends (its heartbeat finds it gone).
   if (watching(w.state)) startWatcher(w);
   if (!continued) {
@@ -1320,7 +1401,7 @@ export function decide(state: GuardState, message: GuardMessage): Decision {
   let reply: GuardReply | undefined;
   switch (message.type) {
     case 'Started':
-      onStarted(w, message.continued, message.features, message.runId);
+      onStarted(w, message.continued, message.features, message.runId, message.signedBy);
       break;
     case 'ReportReceived':
       reply = onReport(w, message.report, message.validating);

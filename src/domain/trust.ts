@@ -12,6 +12,12 @@ import { got, isPlainObject, rule, strictObject, validate } from './validation';
 /** Every operator action the guard knows; each is also the permission an operator needs for it. */
 export const OPERATOR_ACTIONS = ['reset', 'disable', 'enable', 'halt', 'resyncSeq'] as const;
 export type OperatorActionName = (typeof OPERATOR_ACTIONS)[number];
+/**
+ * What an operator may be allowed in the anchor: every action, and `configure`: start (or restart) a guard with
+ * thresholds or capital other than the account's last recorded ones.
+ */
+export const PERMISSIONS = [...OPERATOR_ACTIONS, 'configure'] as const;
+export type Permission = (typeof PERMISSIONS)[number];
 
 /** A signed request is refused after its `expiresAt`, and refused when that lies further ahead than this. */
 export const MAX_SIGNED_VALIDITY_SECONDS = 600;
@@ -25,7 +31,7 @@ export interface TrustedOperator {
   /** Base64 Ed25519 public key (32 bytes). */
   publicKey: string;
   /** The actions this operator may take (and approve). */
-  actions: OperatorActionName[];
+  actions: Permission[];
 }
 
 export interface TrustedBot {
@@ -105,9 +111,9 @@ export type Authenticated = { ok: true; operator: TrustedOperator; keyId: string
 export function authenticateOperator(input: {
   trust: TrustView | undefined;
   accountId: string;
-  action: OperatorActionName | 'approve';
+  action: OperatorActionName | 'approve' | 'configure';
   /** The action whose permission is needed (for approve: the approved request's action). */
-  permission: OperatorActionName;
+  permission: Permission;
   args: Record<string, unknown>;
   operator: string;
   reason: string;
@@ -179,7 +185,7 @@ const trustViewSchema = z.object({
   accountId: z.string().max(64),
   listed: z.boolean(),
   venues: z.array(z.string().max(64)).max(64),
-  operators: z.array(z.object({ id: z.string().min(1).max(64), publicKey: z.string().max(100), actions: z.array(z.enum(OPERATOR_ACTIONS)).max(10) })).max(100),
+  operators: z.array(z.object({ id: z.string().min(1).max(64), publicKey: z.string().max(100), actions: z.array(z.enum(PERMISSIONS)).max(10) })).max(100),
   approval: z.object({ actions: z.array(z.enum(OPERATOR_ACTIONS)).max(10), windowSeconds: z.number().int().min(10).max(86_400) }).nullable(),
   bots: z.array(z.object({ id: z.string().min(1).max(64), publicKey: z.string().max(100), venues: z.array(z.string().max(64)).max(64) })).max(100).nullable(),
   source: z.string().max(300),

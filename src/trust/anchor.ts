@@ -24,7 +24,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
-import { OPERATOR_ACTIONS, TrustView } from '../domain/trust';
+import { PERMISSIONS, TrustView } from '../domain/trust';
 import { isEd25519PublicKey } from '../domain/signing';
 import { VenueSpec, modeOf } from '../exchanges/venues';
 
@@ -35,7 +35,7 @@ const accountSchema = z
   .object({
     venues: z.array(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/)).max(8),
     operators: z
-      .array(z.object({ id: z.string().regex(ID), publicKey, actions: z.array(z.enum(OPERATOR_ACTIONS)).min(1) }).strict())
+      .array(z.object({ id: z.string().regex(ID), publicKey, actions: z.array(z.enum(PERMISSIONS)).min(1) }).strict())
       .max(100),
     approval: z.object({ actions: z.array(z.enum(['reset', 'disable'])).min(1), windowSeconds: z.int().min(10).max(86_400).default(900) }).strict().optional(),
     bots: z.array(z.object({ id: z.string().regex(ID), publicKey, venues: z.array(z.string()).min(1) }).strict()).max(100).optional(),

@@ -9,12 +9,14 @@ import type { TrustAnchor } from './anchor';
 export interface TrustLoad {
   view: TrustView;
   latch: { tripped: boolean; at?: string; reason?: string };
+  /** The account's config as last accepted (canonical JSON), from the audit log; absent for a new account. */
+  config?: string;
   recentNonces: string[];
 }
 
 /** Reads the anchor's view of `accountId` and the account's audit log (refused when the log is not intact). */
 export async function loadTrustFor(anchor: TrustAnchor, auditDir: string, accountId: string, now = new Date()): Promise<TrustLoad> {
   const view = anchor.viewOf(accountId);
-  const { tripped, at, reason, recentNonces } = latchOf(await readIfAny(auditDir, accountId), now.toISOString());
-  return { view, latch: { tripped, ...(at ? { at } : {}), ...(reason ? { reason } : {}) }, recentNonces };
+  const { tripped, at, reason, recentNonces, config } = latchOf(await readIfAny(auditDir, accountId), now.toISOString());
+  return { view, latch: { tripped, ...(at ? { at } : {}), ...(reason ? { reason } : {}) }, recentNonces, ...(config !== undefined ? { config } : {}) };
 }

@@ -122,13 +122,13 @@ const refuse = (reply: GuardReply | undefined) => {
 };
 
 /** Parses the start input; a client may start a guard with a config only, never with a state of its own. */
-function startState(input: unknown): { state: GuardState; continued: boolean } {
+function startState(input: unknown): { state: GuardState; continued: boolean; signedBy: unknown } {
   if (isUndecodable(input)) throw ApplicationFailure.nonRetryable(`input: could not be decoded (${input.error})`, 'InvalidGuardInput');
   const parsed = parseGuardInputConfig(input);
   if (!parsed.ok) throw ApplicationFailure.nonRetryable(parsed.error, 'InvalidGuardInput');
-  const { config, state: carried } = parsed.value;
+  const { config, state: carried, signedBy } = parsed.value;
   const continued = workflowInfo().continuedFromExecutionRunId !== undefined;
-  if (carried === undefined) return { state: createGuardState(config), continued: false };
+  if (carried === undefined) return { state: createGuardState(config), continued: false, signedBy };
   if (!continued) {
     throw ApplicationFailure.nonRetryable(
       'input.state: only continue-as-new may carry a state; start a guard with {"config": {...}} alone',
@@ -137,7 +137,7 @@ function startState(input: unknown): { state: GuardState; continued: boolean } {
   }
   const state = parseCarriedState(carried, config);
   if (!state.ok) throw ApplicationFailure.nonRetryable(state.error, 'InvalidGuardInput');
-  return { state: state.value, continued: true };
+  return { state: state.value, continued: true, signedBy: undefined };
 }
 
 /**
@@ -376,7 +376,9 @@ export async function accountGuard(input: GuardInput): Promise<void> {
     if (problems.length > 0) throw ApplicationFailure.nonRetryable(`config.venues: ${clip(problems.join('; '), 400)}`, 'VenueNotBound');
   }
 
-  if (!startedFirst) dispatch({ type: 'Started', at: now(), continued: start.continued, features: features(), ...(trusted ? { runId } : {}) });
+  if (!startedFirst) {
+    dispatch({ type: 'Started', at: now(), continued: start.continued, features: features(), ...(trusted ? { runId, signedBy: start.signedBy ?? null } : {}) });
+  }
 
   await CancellationScope.nonCancellable(async () => {
     await condition(() => workflowInfo().continueAsNewSuggested && allHandlersFinished());

@@ -36,7 +36,7 @@ const EXPECTED: Record<string, string> = {
   'zod: English locale': 'Invalid input: expected string, received number',
   'guard input: null': 'input: the guard starts with {"config": {...}}, got null',
   'guard input: bare config': 'input.config is required: wrap the account config as {"config": {...}}',
-  'guard input: unknown field': 'input: unknown field "extra"; allowed fields: config, state',
+  'guard input: unknown field': 'input: unknown field "extra"; allowed fields: config, state, signedBy',
 };
 
 let runtimeInstalled = false;

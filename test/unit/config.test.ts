@@ -211,11 +211,11 @@ describe('guard start input', () => {
     ['a config without the wrapper', valid, 'input.config is required: wrap the account config as {"config": {...}}'],
     ['half a config without the wrapper', { initialCapital: '1' }, 'input.config is required: wrap the account config as {"config": {...}}'],
     ['an empty object', {}, 'input.config: is required: the account config, as {"config": {...}}'],
-    ['an unknown field', { config: valid, extra: 1 }, 'input: unknown field "extra"; allowed fields: config, state'],
+    ['an unknown field', { config: valid, extra: 1 }, 'input: unknown field "extra"; allowed fields: config, state, signedBy'],
     [
       'an unknown field and a bad config',
       { config: { ...valid, referenceCurrency: 'EUR' }, configs: [] },
-      'input: unknown field "configs"; allowed fields: config, state; config.referenceCurrency: must be one of "USDT", "USDC", got "EUR"',
+      'input: unknown field "configs"; allowed fields: config, state, signedBy; config.referenceCurrency: must be one of "USDT", "USDC", got "EUR"',
     ],
     ['a config of the wrong type', { config: 'acct-1' }, /^config: must be an object such as .*, got "acct-1"$/.source],
     ['a bad config', { config: { ...valid, initialCapital: 10000 } }, 'config.initialCapital: must be a decimal string such as "10000", got the number 10000'],
@@ -233,7 +233,7 @@ describe('guard start input', () => {
     const raw = { config: valid, ...Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`${i}${name.slice(0, 200)}`, 1])) };
     const parsed = parseGuardInputConfig(raw);
     const error = parsed.ok ? '' : parsed.error;
-    expect(error).toMatch(/^input: unknown fields "0q{63}…\(201 characters\)", "1q{63}…\(201 characters\)", "2q{63}…\(201 characters\)" and 99997 more; allowed fields: config, state$/);
+    expect(error).toMatch(/^input: unknown fields "0q{63}…\(201 characters\)", "1q{63}…\(201 characters\)", "2q{63}…\(201 characters\)" and 99997 more; allowed fields: config, state, signedBy$/);
     expect(error.length).toBeLessThanOrEqual(MAX_ERROR_CHARS);
   });
 });

@@ -18,7 +18,7 @@ import {
   decide,
 } from '../../src/domain/guard';
 import { MAX_SIGNED_VALIDITY_SECONDS, TrustView } from '../../src/domain/trust';
-import { keyIdOf, newEd25519KeyPair } from '../../src/domain/signing';
+import { canonicalJson, keyIdOf, newEd25519KeyPair } from '../../src/domain/signing';
 import { signBotReport, signOperatorRequest } from '../../src/trust/sign-request';
 import { viewOf } from '../../src/domain/view';
 import { at, configOf, eventTypes, reading, run, types } from './decider-helpers';
@@ -56,7 +56,7 @@ const BOTS = [
   { id: 'bot-spot', publicKey: BOT_SPOT.publicKey, venues: ['spot'] },
   { id: 'bot-perp', publicKey: BOT_PERP.publicKey, venues: ['perp'] },
 ];
-const APPROVAL = { actions: ['reset', 'disable'] as TrustView['operators'][number]['actions'], windowSeconds: 60 };
+const APPROVAL = { actions: ['reset', 'disable'] as NonNullable<TrustView['approval']>['actions'], windowSeconds: 60 };
 
 const started = (seconds: number, extra: Partial<Extract<GuardMessage, { type: 'Started' }>> = {}): GuardMessage => ({
   type: 'Started',
@@ -66,7 +66,16 @@ const started = (seconds: number, extra: Partial<Extract<GuardMessage, { type: '
   runId: 'run-1',
   ...extra,
 });
-const loadOf = (view: unknown = viewWith(), latch: unknown = { tripped: false }, recentNonces: unknown = []) => ({ view, latch, recentNonces });
+/**
+ * What loadTrust answers. `config`: the account's last accepted config, by default this guard's own (a restart with
+ * the same limits: nothing to check); the tests of the config check give another, or none (a new account).
+ */
+const loadOf = (view: unknown = viewWith(), latch: unknown = { tripped: false }, recentNonces: unknown = [], config: string | null = canonicalJson(configOf())) => ({
+  view,
+  latch,
+  recentNonces,
+  ...(config !== null ? { config } : {}),
+});
 const loaded = (seconds: number, result: unknown = loadOf()): GuardMessage => ({ type: 'TrustLoaded', at: at(seconds), result });
 const loadFailed = (seconds: number, error = 'ENOENT: /etc/breaker/trust.json'): GuardMessage => ({ type: 'TrustLoadFailed', at: at(seconds), error });
 const timer = (seconds: number, name: 'trust' | 'audit'): GuardMessage => ({ type: 'TimerFired', at: at(seconds), timer: name });
@@ -128,7 +137,7 @@ describe('a run with the trust anchor starts', () => {
   it('issues LoadTrust and creates the trust and audit state with the run id', () => {
     const d = decide(createGuardState(configOf()), started(0));
     expect(loads(d.commands)).toEqual([{ type: 'LoadTrust', accountId: 'acct' }]);
-    expect(d.state.trust).toEqual({ failures: 0, lastError: null, usedNonces: {}, approvals: [] });
+    expect(d.state.trust).toEqual({ failures: 0, lastError: null, usedNonces: {}, approvals: [], configToCheck: { signedBy: undefined } });
     expect(d.state.audit).toEqual({ runId: 'run-1', nextId: 1, pending: [], inFlight: false });
     // Nothing to write yet; the rest of the start is as before.
     expect(writes(d.commands)).toEqual([]);
@@ -843,5 +852,69 @@ describe('a run without the trust feature (recorded histories replay on it)', ()
     expect(eventTypes(r.state)).not.toContain('OperatorActionAccepted');
     expect(eventTypes(r.state)).toContain('CircuitBreakerReset');
     expect(viewOf(r.state)).toMatchObject({ trust: null, pendingApprovals: [], audit: null });
+  });
+});
+
+describe("a new run's config against the account's last accepted one (signed configure)", () => {
+  const looser = configOf({ thresholdPct: '50', warningPct: '40' });
+  const mine = canonicalJson(looser);
+  const before = canonicalJson(configOf());
+  /** alice may configure; bob may not. */
+  const view = viewWith({
+    operators: [
+      { id: 'alice', publicKey: ALICE.publicKey, actions: [...ALL, 'configure'] },
+      { id: 'bob', publicKey: BOB.publicKey, actions: [...ALL] },
+    ],
+  });
+  const signedBy = (key: Key, operator: string, config = mine) => {
+    const { operator: o, reason, auth } = signed(0, 'configure', key, operator, { config });
+    return { operator: o, reason, auth };
+  };
+  const start = (signature: unknown, lastConfig: string | null) =>
+    run(createGuardState(looser), [started(0, { signedBy: signature }), loaded(1, loadOf(view, { tripped: false }, [], lastConfig))]);
+  const configured = (s: GuardState) => s.events.filter((e) => e.type === 'GuardConfigured');
+
+  it("the account's first config is accepted unsigned and recorded (nothing to loosen yet)", () => {
+    const { state } = start(null, null);
+    expect(state.breaker.name).toBe('Active');
+    expect(configured(state)).toMatchObject([{ operator: null, config: mine }]);
+    expect(state.audit!.pending.map((e) => e.kind)).toEqual(['GuardConfigured']);
+  });
+
+  it('the same config again needs no signature and records nothing', () => {
+    const { state } = start(null, mine);
+    expect(state.breaker.name).toBe('Active');
+    expect(configured(state)).toEqual([]);
+  });
+
+  it('a changed config without a signature starts Triggered (recalled), refused, recorded and alerted', () => {
+    const { state, commands } = start(null, before);
+    expect(state.breaker).toMatchObject({ name: 'Triggered', cause: 'recalled', reason: expect.stringContaining('thresholdPct "5" → "50"') });
+    expect(state.events.find((e) => e.type === 'OperatorActionRefused')).toMatchObject({ action: 'configure' });
+    expect(alertKinds(commands)).toEqual(expect.arrayContaining(['UnauthorisedAction', 'CircuitBreakerTriggered']));
+    expect(commands.filter((c) => c.type === 'CancelOrders').map((c) => (c as { venue: string }).venue).sort()).toEqual(['perp', 'spot']);
+    expect(configured(state)).toEqual([]);
+  });
+
+  it('a changed config signed by an operator allowed to configure is accepted, recorded with the key', () => {
+    const { state } = start(signedBy(ALICE, 'alice'), before);
+    expect(state.breaker.name).toBe('Active');
+    expect(configured(state)).toMatchObject([{ operator: 'alice', keyId: keyIdOf(ALICE.publicKey), config: mine }]);
+  });
+
+  it('refused: signed by an operator without configure, signed for another config, signed with another key', () => {
+    for (const signature of [signedBy(BOB, 'bob'), signedBy(ALICE, 'alice', before), signedBy(MALLORY, 'alice')]) {
+      const { state } = start(signature, before);
+      expect(state.breaker.name).toBe('Triggered');
+      expect(configured(state)).toEqual([]);
+    }
+  });
+
+  it('checked once, at the first successful load: a refresh or a continued run checks nothing', () => {
+    const first = start(null, mine).state;
+    const refreshed = decide(first, loaded(400, loadOf(view, { tripped: false }, [], before)));
+    expect(refreshed.state.breaker.name).toBe('Active');
+    const continued = run(first, [started(500, { continued: true, runId: 'run-2' }), loaded(501, loadOf(view, { tripped: false }, [], before))]);
+    expect(continued.state.breaker.name).toBe('Active');
   });
 });

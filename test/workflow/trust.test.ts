@@ -194,6 +194,33 @@ describe('a trip outlives the guard', () => {
     expect(again.state).toBe('Active');
   });
 
+  it('a guard restarted with looser limits and no signed configure starts Triggered; a signed configure is accepted and recorded', async () => {
+    const { accountId, venue, handle } = await startGuard();
+    await h.eventually(() => h.breaker.state(accountId), (s) => s.audit?.pending === 0);
+    await handle.terminate('attacker: restart with a 50 % threshold');
+    const loose = { accountId, initialCapital: '10000', venues: [venue], thresholdPct: '50', warningPct: '40', watch: { enabled: false } };
+    await anyone().startGuard(loose);
+    const refused = await h.eventually(() => h.breaker.state(accountId), (s) => s.breaker.name === 'Triggered');
+    expect(refused.breaker).toMatchObject({ cause: 'recalled', reason: expect.stringContaining('thresholdPct "5" → "50"') });
+    expect((await h.breaker.events(accountId)).find((e) => e.type === 'OperatorActionRefused')).toMatchObject({ action: 'configure' });
+    await h.eventually(() => alertsOf(accountId), (kinds) => kinds.includes('UnauthorisedAction'));
+    // An operator resets it, then restarts it with the new limits, signed.
+    await h.breaker.reset(accountId, { operator: 'alice', reason: 'reviewed' });
+    await h.eventually(() => h.breaker.state(accountId), (s) => s.audit?.pending === 0);
+    await h.breaker.handle(accountId).terminate('restart with new limits');
+    await h.breaker.startGuard(loose, { operator: 'bob', reason: 'wider limits agreed by risk' });
+    const accepted = await h.eventually(() => h.breaker.state(accountId), (s) => s.trust?.loadedAt !== null && s.lastValuationAt !== null && s.audit?.pending === 0);
+    expect(accepted).toMatchObject({ state: 'Active', thresholdPct: '50' });
+    const { read } = await import('../../src/audit/log');
+    const configured = (await read(h.stubs.trust.auditDir, accountId)).filter((r) => r.kind === 'GuardConfigured');
+    expect(configured.map((r) => r.actor)).toEqual([null, { operator: 'bob', keyId: expect.any(String) }]);
+    // The same limits again, unsigned: nothing changed, nothing to sign.
+    await h.breaker.handle(accountId).terminate('plain restart');
+    await anyone().startGuard(loose);
+    const again = await h.eventually(() => h.breaker.state(accountId), (s) => s.trust?.loadedAt !== null && s.lastValuationAt !== null);
+    expect(again.state).toBe('Active');
+  });
+
   it('what happened is in the audit log, chained: trip, shutdown, the signed reset with its key', async () => {
     const { accountId, venue } = await trippedGuard();
     await recover(accountId, venue);
@@ -203,8 +230,8 @@ describe('a trip outlives the guard', () => {
     expect(result).toMatchObject({ ok: true, problem: null });
     const { read } = await import('../../src/audit/log');
     const records = await read(h.stubs.trust.auditDir, accountId);
-    expect(records.map((r) => r.kind)).toEqual(['CircuitBreakerTriggered', 'SystemShutdown', 'OperatorAction', 'CircuitBreakerReset']);
-    expect(records[2]).toMatchObject({ actor: { operator: 'alice', keyId: expect.any(String) }, what: 'reset', why: 'reviewed', data: { nonce: expect.any(String) } });
-    expect(records[0]!.valuation).toMatchObject({ lossPct: '10', totalValue: '9000' });
+    expect(records.map((r) => r.kind)).toEqual(['GuardConfigured', 'CircuitBreakerTriggered', 'SystemShutdown', 'OperatorAction', 'CircuitBreakerReset']);
+    expect(records[3]).toMatchObject({ actor: { operator: 'alice', keyId: expect.any(String) }, what: 'reset', why: 'reviewed', data: { nonce: expect.any(String) } });
+    expect(records[1]!.valuation).toMatchObject({ lossPct: '10', totalValue: '9000' });
   });
 });
