@@ -755,7 +755,9 @@ function onPassRefused(w: Work, m: Extract<GuardMessage, { type: 'PassRefused' }
   if (!p) return;
   const error = clip(`${m.failureType}: ${m.error}`, MAX_ERROR_CHARS);
   setProgress(w, m.venue, { pass: null, status: 'failed', lastError: error });
-  if (p.status !== 'failed') {
+  // Once per streak (until the venue is flat again): each sweep restarts the pass, which moves `failed` back to
+  // `cancelling`, so the status alone would page again at every sweep of a venue that keeps refusing.
+  if (p.lastError === undefined) {
     addEvents(w, [{ type: 'VenueShutdownFailed', at: w.at, venue: m.venue, error }]);
     raiseAlert(w, m.failureType === 'VenueAuthFailed' ? 'VenueAuthFailed' : 'VenueRejected', `${m.venue} refused the emergency shutdown: ${error}`, m.venue);
   }

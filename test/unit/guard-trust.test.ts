@@ -918,3 +918,25 @@ describe("a new run's config against the account's last accepted one (signed con
     expect(continued.state.breaker.name).toBe('Active');
   });
 });
+
+describe('a venue that keeps refusing the shutdown', () => {
+  it('is recorded and alerted once per streak, not at every sweep (found by the rogue-worker test)', () => {
+    const refused = (seconds: number, round: number): GuardMessage => ({ type: 'PassRefused', at: at(seconds), venue: 'spot', round, failureType: 'VenueAuthFailed', error: 'key revoked' });
+    let { state } = run(createGuardState(configOf()), [
+      started(0, { features: { watcher: false, coarseSearchAttributes: false } }),
+      { type: 'VenueRead', at: at(1), venue: 'spot', ticket: 1, reading: reading('spot', '5000') },
+      { type: 'VenueRead', at: at(1), venue: 'perp', ticket: 2, reading: reading('perp', '4000') },
+    ]);
+    expect(state.breaker.name).toBe('Triggered');
+    const round = state.flatten!.round;
+    const kinds: string[] = [];
+    for (const t of [2, 40, 80]) {
+      const refusal = decide(state, refused(t, round));
+      kinds.push(...alertKinds(refusal.commands));
+      // The next sweep starts the pass again.
+      state = decide(refusal.state, { type: 'TimerFired', at: at(t + 31), timer: 'sweep' }).state;
+    }
+    expect(state.events.filter((e) => e.type === 'VenueShutdownFailed')).toHaveLength(1);
+    expect(kinds.filter((k) => k === 'VenueAuthFailed')).toHaveLength(1);
+  });
+});
