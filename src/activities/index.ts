@@ -15,7 +15,6 @@ import { PassProgress, cancelPass } from './cancel-pass';
 import { classifyExchangeError } from './exchange-errors';
 import { withVenueClock } from './venue-clock';
 import { withRequestPriority } from '../exchanges/rate-budget';
-import { isLoopbackHost } from '../exchanges/venues';
 import type { WatcherPlan } from '../domain/watcher';
 import { watchAccount } from './watcher';
 
@@ -26,6 +25,7 @@ import type { AuditEntry } from '../domain/audit';
 import type { TrustAnchor } from '../trust/anchor';
 import { AuditEntryError, AuditLogError, append as appendAuditEntries, latchOf, readIfAny } from '../audit/log';
 import { TrustLoad, loadTrustFor } from '../trust/load';
+import { alertWebhookProblem, postToWebhook } from '../alerts/webhook';
 
 /** The outcome of one cancel-and-verify pass over a venue. */
 export interface CancelPass {
@@ -210,22 +210,7 @@ export async function readVenueNow(client: VenueClient, referenceCurrency: strin
   });
 }
 
-/**
- * Why an alert webhook URL may not be used, or undefined when it may: alerts carry account names, losses and venue
- * errors, so they travel over HTTPS, except to a loopback address (a local relay or a test).
- */
-export function alertWebhookProblem(url: string): string | undefined {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return 'ALERT_WEBHOOK_URL: not a URL';
-  }
-  if (parsed.username || parsed.password) return 'ALERT_WEBHOOK_URL: must not carry credentials in the URL (use a token path or header-free webhook URL)';
-  if (parsed.protocol === 'https:') return undefined;
-  if (parsed.protocol === 'http:' && isLoopbackHost(parsed.hostname)) return undefined;
-  return `ALERT_WEBHOOK_URL: must be https (http only to a loopback address), got ${parsed.protocol}//${parsed.hostname}`;
-}
+export { alertWebhookProblem } from '../alerts/webhook';
 
 export function createActivities(deps: ActivityDeps) {
   // Refused when the worker starts, not at the first alert (which would be a trip).
@@ -379,16 +364,8 @@ export function createActivities(deps: ActivityDeps) {
     async sendAlert(alert: Alert): Promise<void> {
       Context.current().log.warn(`ALERT ${alert.kind}: ${alert.message}`, { ...alert });
       if (!deps.alertWebhookUrl) return;
-      const response = await fetch(deps.alertWebhookUrl, {
-        method: 'POST',
-        // The alert id is stable across retries and continue-as-new: a receiver that honours Idempotency-Key (or
-        // dedupes on the body's id) pages once.
-        headers: { 'content-type': 'application/json', 'idempotency-key': alert.id },
-        body: JSON.stringify(alert),
-        signal: AbortSignal.timeout(5_000),
-        redirect: 'manual',
-      });
-      if (!response.ok) throw new Error(`alert webhook answered ${response.status}`);
+      // The alert id is stable across retries and continue-as-new: a receiver that honours Idempotency-Key pages once.
+      await postToWebhook(deps.alertWebhookUrl, alert.id, alert);
     },
   };
 }

@@ -27,6 +27,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DecimalString, parseDecimal } from '../domain/money';
+import { canonicalJson } from '../domain/signing';
 
 /** The version of the record format; every record carries it as `v`. */
 export const AUDIT_RECORD_VERSION = 1;
@@ -247,14 +248,8 @@ export function assertAccountId(accountId: unknown): asserts accountId is string
   }
 }
 
-/** Canonical JSON: object keys sorted at every depth, no whitespace. The input must already be plain JSON. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
-}
+/** Keys sorted at every depth, no spaces: the one canonical JSON of the project (what operators and bots sign too). */
+export { canonicalJson };
 
 /** The hash a record must carry: SHA-256 (hex) of the canonical JSON of the record without `hash`. */
 export function recordHash(record: Omit<AuditRecord, 'hash'> | AuditRecord): string {

@@ -7,7 +7,7 @@
  */
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { snapshotQuery, stateQuery, guardWorkflowId } from '../api/contract';
-import { alertWebhookProblem } from '../activities';
+import { alertWebhookProblem, postToWebhook } from '../alerts/webhook';
 import { DEFAULT_QUERY_TIMEOUT_MS, Finding, GuardObservation, ObservedExecution, ObservedQuery, alertKey, judgeGuard } from './checks';
 
 /** One account's check: what was observed and what it means. */
@@ -173,15 +173,8 @@ export interface WatchdogAlert {
  * passed {@link alertWebhookProblem} at start, redirects are refused, the request gives up after 5 s.
  * @throws Error when the webhook does not answer 2xx
  */
-export async function postAlert(url: string, alert: WatchdogAlert): Promise<void> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'idempotency-key': alert.id },
-    body: JSON.stringify(alert),
-    signal: AbortSignal.timeout(5_000),
-    redirect: 'manual',
-  });
-  if (!response.ok) throw new Error(`alert webhook answered ${response.status}`);
+export function postAlert(url: string, alert: WatchdogAlert): Promise<void> {
+  return postToWebhook(url, alert.id, alert);
 }
 
 export interface WatchdogOptions extends Omit<CheckOptions, 'client' | 'accounts'> {
