@@ -65,8 +65,27 @@ async function waitUntilServing(address: string, child: ChildProcess, deadlineMs
   }
 }
 
-/** Starts `temporal server start-dev` and resolves once it serves requests. */
+/** How often a start that lost a port race is tried again. */
+const START_ATTEMPTS = 3;
+
+/**
+ * Starts `temporal server start-dev` and resolves once it serves requests. The dev server also listens on internal
+ * ports it picks itself; when one of those (or ours) was taken meanwhile by another process on the machine ("address
+ * already in use": seen in CI beside other test processes), it exits at once, and the start is tried again with new
+ * ports.
+ */
 export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDevServerOnce(options);
+    } catch (err) {
+      if (attempt >= START_ATTEMPTS || !/address already in use/.test(String(err))) throw err;
+      options.log?.(`dev server lost a port race (attempt ${attempt}); starting it again on new ports`);
+    }
+  }
+}
+
+async function startDevServerOnce(options: DevServerOptions): Promise<DevServer> {
   const cli = resolveTemporalCli(options.log);
   const port = options.port ?? (await freePort());
   const namespace = options.namespace ?? 'default';
