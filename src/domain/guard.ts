@@ -108,7 +108,7 @@ export type GuardEvent =
   | { type: 'ObservationRejected'; at: string; error: string }
   /** A signed operator action, checked against the trust anchor and carried out. */
   | { type: 'OperatorActionAccepted'; at: string; action: string; operator: string; keyId: string; approvedBy?: string; reason: string; nonce: string; args?: string }
-  /** The account's config as accepted at a guard's start (first config, unchanged, or a signed change): the audit log keeps it. */
+  /** The account's config as accepted at a guard's start (its first, or a signed change): written to the audit log only. */
   | { type: 'GuardConfigured'; at: string; operator: string | null; keyId: string | null; reason: string | null; config: string }
   /** An operator request refused: who it claimed to be, and why it was refused. Nothing else changed. */
   | { type: 'OperatorActionRefused'; at: string; action: string; operator: string; error: string }
@@ -1128,8 +1128,9 @@ function checkConfig(w: Work, lastConfig: string | undefined): void {
   delete w.state.trust!.configToCheck;
   const mine = canonicalJson(w.state.config);
   if (lastConfig === mine) return;
+  // For the audit log only (the account's accepted limits, a few hundred bytes): the recent events stay for risk.
   const accept = (operator: string | null, keyId: string | null, reason: string | null) =>
-    addEvents(w, [{ type: 'GuardConfigured', at: w.at, operator, keyId, reason, config: mine }]);
+    queueAudit(w, [{ type: 'GuardConfigured', at: w.at, operator, keyId, reason, config: mine }]);
   const parsed = signedBy === null || signedBy === undefined ? undefined : parseOperatorRequest(signedBy, 'configure');
   if (parsed?.ok) {
     const auth = authenticateOperator({

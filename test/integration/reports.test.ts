@@ -41,7 +41,9 @@ describe('invalid reports', () => {
   let accountId: string;
   beforeAll(async () => {
     accountId = uniqueAccount('invalid');
-    await h.breaker.startGuard({ accountId, initialCapital: '10000', venues: [SPOT, PERP] });
+    // No watcher: its snapshots (and those of the new one after a continue-as-new, which the shared test server
+    // suggests after 60 events) would change the state under the comparisons below.
+    await h.breaker.startGuard({ accountId, initialCapital: '10000', venues: [SPOT, PERP], watch: { enabled: false } });
     // Let the guard's own start-up read finish, so that nothing else changes the state under the tests below.
     await eventually(() => h.breaker.state(accountId), (s) => s.lastValuationAt !== null);
     await h.breaker.report(accountId, good(1));
@@ -60,7 +62,8 @@ describe('invalid reports', () => {
     const before = await h.breaker.state(accountId);
     for (const [, payload] of invalid) await h.breaker.handle(accountId).signal(balanceReportSignal, payload as never);
     const after = await eventually(() => h.breaker.state(accountId), (s) => s.counters.reportsRejected === invalid.length);
-    expect({ ...after, counters: before.counters }).toEqual(before);
+    // Only the counters changed (and the trust view's load time, should the run have continued as new meanwhile).
+    expect({ ...after, counters: before.counters, trust: before.trust }).toEqual(before);
     const rejected = (await h.breaker.events(accountId)).filter((e) => e.type === 'ReportRejected');
     expect(rejected).toHaveLength(invalid.length);
     invalid.forEach(([, , message], i) => expect(rejected[i]).toMatchObject({ error: expect.stringContaining(message) }));

@@ -872,7 +872,7 @@ describe("a new run's config against the account's last accepted one (signed con
   };
   const start = (signature: unknown, lastConfig: string | null) =>
     run(createGuardState(looser), [started(0, { signedBy: signature }), loaded(1, loadOf(view, { tripped: false }, [], lastConfig))]);
-  const configured = (s: GuardState) => s.events.filter((e) => e.type === 'GuardConfigured');
+  const configured = (s: GuardState) => s.audit!.pending.filter((e) => e.kind === 'GuardConfigured').map((e) => ({ operator: e.actor?.operator ?? null, keyId: e.actor?.keyId ?? null, config: e.data.config }));
 
   it("the account's first config is accepted unsigned and recorded (nothing to loosen yet)", () => {
     const { state } = start(null, null);
