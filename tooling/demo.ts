@@ -6,6 +6,8 @@
  * with code 1 because the breaker tripped, like the original design's demo.
  */
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { GuardStateView } from '../src/api/contract';
@@ -63,7 +65,11 @@ async function main(): Promise<number> {
   const nativeConnection = await NativeConnection.connect(temporal.nativeConnectOptions);
   // A rehearsal trust anchor: operators alice and bob with generated keys, for this demo's accounts only (paper venues).
   const trust = rehearsal();
-  out(`• Trust anchor: operators ${trust.operatorKeys.map((k) => k.id).join(', ')} (keys generated for this demo); audit log in ${trust.auditDir}`);
+  // alice's key as `breaker keygen` writes it (0600), so that the reset printed at the end can be run as shown.
+  const aliceKey = path.join(path.dirname(trust.trustFile), 'alice.key');
+  const alice = trust.operatorKeys.find((k) => k.id === 'alice')!;
+  writeFileSync(aliceKey, JSON.stringify({ kind: 'portfolio-breaker-ed25519', ...alice }), { mode: 0o600 });
+  out(`• Trust anchor: operators ${trust.operatorKeys.map((k) => k.id).join(', ')} (keys generated for this demo; alice's in ${aliceKey}); audit log in ${trust.auditDir}`);
   // BREAKER_CODEC_KEYS, when set, encrypts the demo's history as it would a deployment's.
   const payloadCodecs = payloadCodecsFromEnv(process.env);
   const worker = await createGuardWorker({ connection: nativeConnection, namespace: temporal.namespace, venues, trust: trust.anchor, auditDir: trust.auditDir, payloadCodecs });
@@ -107,7 +113,7 @@ async function main(): Promise<number> {
     const pnl = new Decimal(flat.pnl!);
     out('');
     out(`Final loss: ${formatUsd(pnl.negated())} (${toDecimalString(pnl.div(CAPITAL).times(100), 2)} %). The account stays flat until an operator resets it:`);
-    out(`  npm run breaker -- reset ${accountId} --operator alice --key <alice's key file> --reason "reviewed"   (a signed reset; see README "Security model")`);
+    out(`  npm run breaker -- reset ${accountId} --key ${aliceKey} --reason "reviewed"   (signed with alice's key; see README "Security model")`);
     if (devServer) out('  (the embedded server stops with the demo; run `npm run server` and set TEMPORAL_ADDRESS=127.0.0.1:7233 to keep it)');
     exitCode = after.total === 0 ? 1 : 3;
   });
