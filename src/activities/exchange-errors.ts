@@ -8,6 +8,7 @@ import { VenueFailureType } from '../api/failures';
 import { MalformedResponseError } from '../exchanges/binance-books';
 import { RateBudgetExhausted } from '../exchanges/rate-budget';
 import { binanceErrorRow } from '../exchanges/binance-errors';
+import { redactRequestSecrets } from '../exchanges/redact';
 
 export { VenueFailureType };
 
@@ -20,7 +21,7 @@ export { MalformedResponseError };
  */
 export function classifyExchangeError(err: unknown, venue: string): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
-  const message = `${venue}: ${redact(err instanceof Error ? err.message : String(err))}`;
+  const message = `${venue}: ${redactRequestSecrets(err instanceof Error ? err.message : String(err))}`;
   const cls = err instanceof Error ? err.constructor.name : 'unknown';
   const details = [{ venue, errorClass: cls }];
   if (err instanceof MalformedResponseError) {
@@ -67,6 +68,3 @@ export function classifyExchangeError(err: unknown, venue: string): ApplicationF
   return ApplicationFailure.create({ type: VenueFailureType.Unavailable, message, details });
 }
 
-function redact(text: string): string {
-  return text.replace(/signature=[0-9a-fA-F]+/g, 'signature=<redacted>').replace(/(X-MBX-APIKEY['"]?\s*[:=]\s*['"]?)[^'",\s}]+/gi, '$1<redacted>');
-}

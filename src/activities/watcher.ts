@@ -28,6 +28,7 @@ import { PricingMarket, planPrices, priceAssets } from '../domain/pricing';
 import type { PositionReport } from '../domain/report';
 import { FeedMode, ObservationReason, Spoken, WatchedVenue, WatcherObservation, WatcherPlan, reasonToSpeak } from '../domain/watcher';
 import type { VenueClient } from '../exchanges/ccxt-factory';
+import { redactRequestSecrets } from '../exchanges/redact';
 
 /** A watcher hands over to a fresh one after this long, so that no activity attempt lives for days. */
 export const WATCHER_RUN_MS = 6 * 3_600_000;
@@ -61,7 +62,8 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-const message = (err: unknown) => clip(err instanceof Error ? `${err.name}: ${err.message}` : String(err), 300);
+/** An error as the guard sees it (feed state, events): signatures and keys redacted, clipped. */
+const message = (err: unknown) => clip(redactRequestSecrets(err instanceof Error ? `${err.name}: ${err.message}` : String(err)), 300);
 
 /** A decimal string from whatever ccxt hands over (strings with `number: String`, numbers otherwise), or undefined. */
 function decimal(value: unknown): DecimalString | undefined {

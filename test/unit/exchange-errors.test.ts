@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import ccxt from 'ccxt';
 import { MalformedResponseError, VenueFailureType, classifyExchangeError } from '../../src/activities/exchange-errors';
+import { redactRequestSecrets } from '../../src/exchanges/redact';
 import { BINANCE_ERROR_TABLE, isClockRefusal, venueErrorFacts } from '../../src/exchanges/binance-errors';
 
 describe('classifyExchangeError', () => {
@@ -38,6 +39,23 @@ describe('classifyExchangeError', () => {
     );
     expect(failure.message).not.toContain('abcdef0123');
     expect(failure.message).not.toContain('k3y');
+  });
+
+  // Issue 10: Binance's Ed25519 and RSA keys sign in base64, URL-encoded in the query; the old redaction matched hex
+  // digits only, so these signatures reached events, state and alerts whole.
+  it.each([
+    ['Ed25519, URL-encoded base64', 'GET https://api.binance.com/api/v3/account?timestamp=1&signature=Zm9vYmFy%2Bw%2FxYz%3D%3D 503', 'Zm9vYmFy'],
+    ['RSA, raw base64', 'POST https://fapi.binance.com/fapi/v1/order?signature=q83vEjRWeJA+/abc== failed', 'q83vEjRWeJA'],
+    ['in a JSON body', '{"signature":"dGhpcyBpcyBub3Qgc2hvd24=","apiKey":"x"}', 'dGhpcyBpcyBub3Qgc2hvd24'],
+    ['HMAC hex', 'GET /api/v3/openOrders?signature=2e753b1f47694aa51a9c52e985a55c3d', '2e753b1f'],
+  ])('redacts a %s signature, in activity errors and in the watcher\'s', (_label, text, secret) => {
+    expect(redactRequestSecrets(text)).not.toContain(secret);
+    expect(redactRequestSecrets(text)).toContain('<redacted>');
+    expect(classifyExchangeError(new ccxt.ExchangeNotAvailable(text), 'v').message).not.toContain(secret);
+  });
+
+  it('leaves words about signatures alone', () => {
+    expect(redactRequestSecrets('Signature for this request is not valid.')).toBe('Signature for this request is not valid.');
   });
 });
 
