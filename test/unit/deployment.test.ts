@@ -70,6 +70,10 @@ describe('docker-compose.yml', () => {
     const audit = worker!.volumes!.find((v) => v.split(':')[1] === worker!.environment!.BREAKER_AUDIT_DIR);
     expect(audit).toBeDefined();
     expect(Object.keys(compose.volumes)).toContain(audit!.split(':')[0]);
+    // A new named volume takes the image directory's owner: the worker runs as node and must be able to write there.
+    const dockerfile = read('Dockerfile');
+    expect(dockerfile).toContain(`chown node:node ${worker!.environment!.BREAKER_AUDIT_DIR}`);
+    expect(dockerfile.indexOf('chown node:node')).toBeLessThan(dockerfile.indexOf('USER node'));
   });
 
   it('publishes the unauthenticated dev server and Web UI on loopback unless told otherwise', () => {
